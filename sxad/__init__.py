@@ -1,0 +1,1 @@
+"""sxad: source-transformation automatic differentiation for Python."""

@@ -1,0 +1,73 @@
+"""Evaluates IR through each primitive's evaluation rule: the reference for every backend."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..ir import Block, Func, Op, Prim, Value
+from ..prims import NUMPY_TYPE, evaluate
+
+
+def interpret(func: Func, args: Sequence[Any]) -> tuple[Any, ...]:
+    """Run ``func`` on ``args`` (converted to its parameter types); returns its results."""
+    env: dict[Value, Any] = {p: NUMPY_TYPE[p.type](a) for p, a in zip(func.params, args)}
+    tape: list[Any] = []
+    with np.errstate(all="ignore"):
+        _run(func.body, env, tape)
+    return tuple(env[v] for v in func.results)
+
+
+def _run(block: Block, env: dict[Value, Any], tape: list[Any]) -> None:
+    for op in block.ops:
+        values = _CONTROL.get(op.prim, _scalar)(op, env, tape)
+        for result, value in zip(op.results, values):
+            env[result] = value
+
+
+def _scalar(op: Op, env: dict[Value, Any], tape: list[Any]) -> tuple[Any, ...]:
+    return (evaluate(op, [env[a] for a in op.args]),)
+
+
+def _enter(block: Block, values: Sequence[Any], env: dict[Value, Any],
+           tape: list[Any]) -> list[Any]:
+    for p, v in zip(block.params, values):
+        env[p] = v
+    _run(block, env, tape)
+    return [env[y] for y in block.yields]
+
+
+def _if(op: Op, env: dict[Value, Any], tape: list[Any]) -> list[Any]:
+    then, other = op.regions
+    return _enter(then if env[op.args[0]] else other, (), env, tape)
+
+
+def _for(op: Op, env: dict[Value, Any], tape: list[Any]) -> list[Any]:
+    lo, hi, step, *init = (env[a] for a in op.args)
+    if step == 0:
+        raise ValueError("range() arg 3 must not be zero")
+    indices = range(int(lo), int(hi), int(step))
+    carried = list(init)
+    for i in (reversed(indices) if op.attr("reverse") else indices):
+        carried = _enter(op.regions[0], [np.int64(i), *carried], env, tape)
+    return carried
+
+
+def _while(op: Op, env: dict[Value, Any], tape: list[Any]) -> list[Any]:
+    cond, body = op.regions
+    carried = [env[a] for a in op.args]
+    while _enter(cond, carried, env, tape)[0]:
+        carried = _enter(body, carried, env, tape)
+    return carried
+
+
+def _push(op: Op, env: dict[Value, Any], tape: list[Any]) -> tuple[Any, ...]:
+    tape.append(env[op.args[0]])
+    return ()
+
+
+def _pop(op: Op, env: dict[Value, Any], tape: list[Any]) -> tuple[Any, ...]:
+    return (tape.pop(),)
+
+
+_CONTROL = {Prim.IF: _if, Prim.FOR: _for, Prim.WHILE: _while, Prim.PUSH: _push, Prim.POP: _pop}
