@@ -1,0 +1,116 @@
+"""Activity analysis: which values carry derivative information.
+
+A value is *varied* when it depends differentiably on the inputs being differentiated, and
+*useful* when an output depends differentiably on it. Only values that are both (*active*) get
+tangents or adjoints; everything else costs no derivative work. Both analyses run to a fixed
+point over the whole function, so loop-carried values and tape pairs need no special order.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from ..ir import F64, Block, Func, Op, Prim, Value
+from ..prims import rule_for
+
+
+def _differentiable(op: Op) -> bool:
+    return rule_for(op.prim, "activity analysis").differentiable
+
+
+def varied(func: Func, seeds: Iterable[Value]) -> set[Value]:
+    """Values that depend differentiably on ``seeds``."""
+    out = {v for v in seeds if v.type is F64}
+    pushed: dict[object, Value] = {}
+    while True:
+        size = len(out)
+        _forward_block(func.body, out, pushed)
+        if len(out) == size:
+            return out
+
+
+def _mark(out: set[Value], value: Value, condition: bool) -> None:
+    if condition and value.type is F64:
+        out.add(value)
+
+
+def _forward_block(block: Block, out: set[Value], pushed: dict[object, Value]) -> None:
+    for op in block.ops:
+        if op.prim is Prim.IF:
+            for region in op.regions:
+                _forward_block(region, out, pushed)
+            for j, r in enumerate(op.results):
+                _mark(out, r, any(region.yields[j] in out for region in op.regions))
+        elif op.prim in (Prim.FOR, Prim.WHILE):
+            _forward_loop(op, out, pushed)
+        elif op.prim is Prim.PUSH:
+            pushed[op.attr("slot")] = op.args[0]
+        elif op.prim is Prim.POP:
+            source = pushed.get(op.attr("slot"))
+            _mark(out, op.result, source is not None and source in out)
+        elif _differentiable(op):
+            for r in op.results:
+                _mark(out, r, any(a in out for a in op.args))
+
+
+def _loop_parts(op: Op) -> tuple[tuple[Value, ...], list[tuple[Value, ...]], Block]:
+    """(initial values, the param tuples of each region, the body) of a for/while op."""
+    if op.prim is Prim.FOR:
+        body = op.regions[0]
+        return op.args[3:], [body.params[1:]], body
+    cond, body = op.regions
+    return op.args, [cond.params, body.params], body
+
+
+def _forward_loop(op: Op, out: set[Value], pushed: dict[object, Value]) -> None:
+    init, param_sets, body = _loop_parts(op)
+    for j, value in enumerate(init):
+        carried = value in out or body.yields[j] in out
+        for params in param_sets:
+            _mark(out, params[j], carried)
+        _mark(out, op.results[j], carried)
+    for region in op.regions:
+        _forward_block(region, out, pushed)
+
+
+def useful(func: Func, sinks: Iterable[Value]) -> set[Value]:
+    """Values on which ``sinks`` depend differentiably."""
+    out = {v for v in sinks if v.type is F64}
+    popped: dict[object, Value] = {}
+    while True:
+        size = len(out)
+        _backward_block(func.body, out, popped)
+        if len(out) == size:
+            return out
+
+
+def _backward_block(block: Block, out: set[Value], popped: dict[object, Value]) -> None:
+    for op in reversed(block.ops):
+        if op.prim is Prim.IF:
+            for region in op.regions:
+                for r, y in zip(op.results, region.yields):
+                    _mark(out, y, r in out)
+                _backward_block(region, out, popped)
+        elif op.prim in (Prim.FOR, Prim.WHILE):
+            _backward_loop(op, out, popped)
+        elif op.prim is Prim.POP:
+            popped[op.attr("slot")] = op.result
+        elif op.prim is Prim.PUSH:
+            source = popped.get(op.attr("slot"))
+            _mark(out, op.args[0], source is not None and source in out)
+        elif _differentiable(op) and any(r in out for r in op.results):
+            for a in op.args:
+                _mark(out, a, True)
+
+
+def _backward_loop(op: Op, out: set[Value], popped: dict[object, Value]) -> None:
+    init, param_sets, body = _loop_parts(op)
+    for j, value in enumerate(init):
+        live = op.results[j] in out or any(params[j] in out for params in param_sets)
+        _mark(out, body.yields[j], live)
+        _mark(out, value, live)
+    _backward_block(body, out, popped)
+
+
+def active(func: Func, wrt: Iterable[Value], outputs: Iterable[Value]) -> set[Value]:
+    """Values that are both varied (by ``wrt``) and useful (to ``outputs``)."""
+    return varied(func, wrt) & useful(func, outputs)

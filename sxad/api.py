@@ -1,0 +1,384 @@
+"""Floor 4: the public transformations. Each specialises the user's function on its argument
+types, transforms it (once per signature), optimizes it, compiles it, and caches the result."""
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import frontend
+from .ad.forward import jvp_program
+from .ad.reverse import vjp_program
+from .backends.python_source import compile_python, to_python
+from .ir import BOOL, F64, I64, Func, Type, format_func
+from .passes import optimize
+
+#: How many times each transformation ran; a cached call adds nothing here.
+stats: Counter[str] = Counter()
+
+_TYPES = {float: F64, int: I64, bool: BOOL, np.float64: F64, np.float32: F64, np.int64: I64,
+          np.int32: I64, np.bool_: BOOL}
+_PYTHON = {F64: np.float64, I64: np.int64, BOOL: np.bool_}
+_STAGES = ("python", "ir", "tangent-ir", "adjoint-ir")
+
+
+# --------------------------------------------------------------------------- argument checks
+
+def _type_of(fn: Callable, name: str, value: Any) -> Type:
+    t = _TYPES.get(type(value))
+    if t is None:
+        if isinstance(value, (bool, np.bool_)):
+            return BOOL
+        if isinstance(value, (int, np.integer)):
+            return I64
+        if isinstance(value, (float, np.floating)):
+            return F64
+        raise TypeError(f"argument `{name}` of {_qualname(fn)}: expected a float, int or bool, "
+                        f"got {type(value).__name__} {value!r:.40}")
+    return t
+
+
+def _qualname(fn: Callable) -> str:
+    return getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
+
+
+def _arg_names(fn: Callable) -> tuple[str, ...]:
+    try:
+        return tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        raise TypeError(f"{fn!r} is not a Python function sxad can read") from None
+
+
+def _normalize_wrt(fn: Callable, wrt: Any) -> tuple[tuple[int, ...], bool]:
+    """(positions, single) for ``wrt`` given as a position, a name, or a tuple of them."""
+    names = _arg_names(fn)
+    single = not isinstance(wrt, (tuple, list))
+    positions = []
+    for item in ([wrt] if single else wrt):
+        if isinstance(item, str):
+            if item not in names:
+                raise ValueError(f"wrt={item!r} names no argument of {_qualname(fn)}"
+                                 f"({', '.join(names)})")
+            positions.append(names.index(item))
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            if not -len(names) <= item < len(names):
+                raise ValueError(f"wrt={item} is out of range: {_qualname(fn)} takes "
+                                 f"{len(names)} argument(s) ({', '.join(names)})")
+            positions.append(int(item) % len(names))
+        else:
+            raise TypeError(f"wrt must be an argument position, name, or a tuple of them; "
+                            f"got {item!r}")
+    if not positions:
+        raise ValueError("wrt names no argument")
+    return tuple(positions), single
+
+
+# --------------------------------------------------------------------------- specialisation
+
+@dataclass(frozen=True)
+class _Key:
+    fn: Callable
+    types: tuple[Type, ...]
+    kind: str                 # "primal", "jvp", "vjp", "hessian"
+    wrt: tuple[int, ...] = ()
+
+
+_programs: dict[_Key, Func] = {}
+_kernels: dict[_Key, Callable] = {}
+_lock = threading.RLock()
+
+
+def _program(key: _Key) -> Func:
+    """The optimized IR of ``key``: built once, then cached."""
+    found = _programs.get(key)
+    if found is not None:
+        return found
+    with _lock:
+        if key not in _programs:
+            _programs[key] = _build(key)
+    return _programs[key]
+
+
+def _build(key: _Key) -> Func:
+    stats[key.kind] += 1
+    if key.kind == "primal":
+        return optimize(frontend.lower(key.fn, key.types))
+    if key.kind == "hessian":  # forward mode over the (optimized) adjoint program
+        return optimize(jvp_program(_program(_Key(key.fn, key.types, "vjp", key.wrt)), key.wrt))
+    primal = _program(_Key(key.fn, key.types, "primal"))
+    transform = jvp_program if key.kind == "jvp" else vjp_program
+    return optimize(transform(primal, key.wrt))
+
+
+def _kernel(key: _Key) -> Callable:
+    found = _kernels.get(key)
+    if found is None:
+        with _lock:
+            found = _kernels.get(key)
+            if found is None:
+                stats["compile"] += 1
+                found = _kernels[key] = _errstate(compile_python(_program(key)))
+    return found
+
+
+def _errstate(run: Callable) -> Callable:
+    """Numpy scalar semantics without warnings: 1/0 is inf, log(-1) is nan."""
+    def call(*args: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return run(*args)
+    return call
+
+
+def _results(value: Any) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+class _Transformed:
+    """A user function seen through one transformation; remembers the last signature used."""
+
+    def __init__(self, fn: Callable, wrt: Any = 0) -> None:
+        if isinstance(fn, _Transformed):
+            raise TypeError("sxad transformations apply to plain Python functions; "
+                            "use sxad.hessian for second derivatives")
+        if not inspect.isfunction(fn):
+            raise TypeError(f"{fn!r} is not a Python function sxad can read")
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.names = _arg_names(fn)
+        self.wrt, self.single = _normalize_wrt(fn, wrt)
+        self.last_types: tuple[Type, ...] | None = None
+
+    def _bind(self, args: tuple, kwargs: dict) -> tuple:
+        if kwargs or len(args) != len(self.names):
+            try:
+                bound = inspect.signature(self.fn).bind(*args, **kwargs)
+            except TypeError as err:
+                raise TypeError(f"{_qualname(self.fn)}(): {err}") from None
+            bound.apply_defaults()
+            args = bound.args
+        return args
+
+    def _signature(self, args: tuple) -> tuple[tuple[Type, ...], tuple]:
+        types = tuple(_type_of(self.fn, n, a) for n, a in zip(self.names, args))
+        self.last_types = types
+        return types, tuple(_PYTHON[t](a) for t, a in zip(types, args))
+
+    def _check_wrt(self, types: Sequence[Type]) -> None:
+        for i in self.wrt:
+            if types[i] is not F64:
+                raise TypeError(f"cannot differentiate {_qualname(self.fn)} with respect to "
+                                f"`{self.names[i]}`: it is {_describe(types[i])}, not a float "
+                                f"(pass e.g. {self.names[i]}=2.0)")
+
+
+def _describe(t: Type) -> str:
+    return {I64: "an int", BOOL: "a bool", F64: "a float"}[t]
+
+
+def _scalar_output(fn: Callable, program: Func) -> None:
+    if program.tuple_result or len(program.results) != 1:
+        raise TypeError(f"grad needs {_qualname(fn)} to return one float, but it returns a "
+                        f"tuple; use sxad.vjp or sxad.jvp for several outputs")
+    if program.results[0].type is not F64:
+        raise TypeError(f"grad needs {_qualname(fn)} to return a float, but it returns "
+                        f"{_describe(program.results[0].type)}")
+
+
+class ValueAndGrad(_Transformed):
+    """``f``'s value and its derivative with respect to ``wrt``."""
+
+    def __init__(self, fn: Callable, wrt: Any = 0, mode: str = "reverse") -> None:
+        super().__init__(fn, wrt)
+        if mode not in ("reverse", "forward"):
+            raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}")
+        self.mode = mode
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        types, values = self._signature(self._bind(args, kwargs))
+        self._check_wrt(types)
+        _scalar_output(self.fn, _program(_Key(self.fn, types, "primal")))
+        if self.mode == "reverse":
+            out = _kernel(_Key(self.fn, types, "vjp", self.wrt))(*values, np.float64(1.0))
+            value, grads = out[0], out[1:]
+        else:
+            value, grads = _forward_grads(self.fn, types, self.wrt, values)
+        grads = tuple(float(g) for g in grads)
+        return float(value), (grads[0] if self.single else grads)
+
+
+def _forward_grads(fn: Callable, types: tuple[Type, ...], wrt: tuple[int, ...],
+                   values: tuple) -> tuple[Any, list]:
+    kernel = _kernel(_Key(fn, types, "jvp", wrt))
+    grads, value = [], None
+    for k in range(len(wrt)):
+        seeds = [np.float64(k == j) for j in range(len(wrt))]
+        out = kernel(*values, *seeds)
+        value = out[0]
+        grads.append(out[-1])
+    return value, grads
+
+
+class Grad(ValueAndGrad):
+    """The derivative of ``f`` with respect to ``wrt``, with ``f``'s signature."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return super().__call__(*args, **kwargs)[1]
+
+
+def _decorator(cls: type) -> Callable:
+    def make(f: Callable | None = None, wrt: Any = 0, mode: str = "reverse") -> Any:
+        if f is None:
+            return lambda g: cls(g, wrt, mode)
+        return cls(f, wrt, mode)
+    make.__doc__ = cls.__doc__
+    return make
+
+
+grad = _decorator(Grad)
+grad.__name__ = "grad"
+value_and_grad = _decorator(ValueAndGrad)
+value_and_grad.__name__ = "value_and_grad"
+
+
+class Jit(_Transformed):
+    """``f`` compiled; same results."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        types, values = self._signature(self._bind(args, kwargs))
+        key = _Key(self.fn, types, "primal")
+        out = _results(_kernel(key)(*values))
+        out = tuple(_scalar(v) for v in out)
+        return out if _program(key).tuple_result or len(out) != 1 else out[0]
+
+
+def jit(f: Callable) -> Jit:
+    """``f`` compiled (the primal program)."""
+    return Jit(f)
+
+
+def _float_positions(types: Sequence[Type]) -> tuple[int, ...]:
+    return tuple(i for i, t in enumerate(types) if t is F64)
+
+
+def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+    """``(f(*primals), J·tangents)``; tangents of int/bool arguments are ignored, and
+    int/bool outputs have tangent ``None``."""
+    t = Jit(f)
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    types, values = t._signature(t._bind(primals, {}))
+    wrt = _float_positions(types)
+    program = _program(_Key(f, types, "primal"))
+    if not wrt:
+        return t(*primals), _shape_out(program, [None] * len(program.results))
+    seeds = []
+    for i in wrt:
+        try:
+            seeds.append(np.float64(tangents[i]))
+        except (TypeError, ValueError):
+            raise TypeError(f"jvp: tangent for `{t.names[i]}` must be a float, got "
+                            f"{tangents[i]!r:.40}") from None
+    out = _kernel(_Key(f, types, "jvp", wrt))(*values, *seeds)
+    n = len(program.results)
+    dots = iter(out[n:])
+    tangents_out = [float(next(dots)) if r.type is F64 else None for r in program.results]
+    return _shape_out(program, [_scalar(v) for v in out[:n]]), _shape_out(program, tangents_out)
+
+
+def _shape_out(program: Func, values: list) -> Any:
+    return tuple(values) if program.tuple_result or len(values) != 1 else values[0]
+
+
+def vjp(f: Callable, *primals: Any) -> tuple[Any, Callable]:
+    """``(f(*primals), pullback)``; ``pullback(cotangent)`` gives one cotangent per argument
+    (``None`` for int/bool arguments)."""
+    t = Jit(f)
+    types, values = t._signature(t._bind(primals, {}))
+    wrt = _float_positions(types)
+    value = t(*primals)
+    program = _program(_Key(f, types, "primal"))
+    floats = [j for j, r in enumerate(program.results) if r.type is F64]
+
+    def pullback(cotangent: Any) -> tuple:
+        cts = _results(cotangent) if program.tuple_result or len(program.results) != 1 \
+            else (cotangent,)
+        if len(cts) != len(program.results):
+            raise ValueError(f"pullback: {_qualname(f)} has {len(program.results)} outputs, "
+                             f"got {len(cts)} cotangents")
+        seeds = [np.float64(cts[j]) for j in floats]
+        grads = iter(_kernel(_Key(f, types, "vjp", wrt))(*values, *seeds)[
+            len(program.results):]) if wrt else iter(())
+        return tuple(float(next(grads)) if i in wrt else None for i in range(len(types)))
+    return value, pullback
+
+
+def hessian(f: Callable, wrt: Any = 0) -> Callable:
+    """Second derivatives with respect to ``wrt``, by forward mode over reverse mode."""
+    g = Grad(f, wrt)
+
+    @functools.wraps(f)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        types, values = g._signature(g._bind(args, kwargs))
+        g._check_wrt(types)
+        _scalar_output(f, _program(_Key(f, types, "primal")))
+        kernel = _kernel(_Key(f, types, "hessian", g.wrt))
+        n = len(g.wrt)
+        rows = []
+        for k in range(n):
+            seeds = [np.float64(k == j) for j in range(n)]
+            out = kernel(*values, np.float64(1.0), *seeds)
+            rows.append(tuple(float(v) for v in out[-n:]))
+        matrix = tuple(zip(*rows))  # column k came from seed k: transpose to rows
+        return matrix[0][0] if g.single else matrix
+    return call
+
+
+# --------------------------------------------------------------------------- inspection
+
+def source(f: Callable, *example_args: Any, wrt: Any = 0, mode: str = "reverse",
+           stage: str = "python") -> str:
+    """The program sxad generates for ``f``: ``stage`` is "python" (readable Python of the
+    optimized derivative program), "ir" (the primal IR), "tangent-ir" or "adjoint-ir"."""
+    if stage not in _STAGES:
+        raise ValueError(f"stage must be one of {', '.join(map(repr, _STAGES))}; got {stage!r}")
+    fn, primal_only = f, False
+    if isinstance(f, _Transformed):
+        fn, last = f.fn, f.last_types
+        if isinstance(f, ValueAndGrad):
+            wrt, mode = f.wrt, f.mode
+        else:
+            primal_only = True
+    else:
+        last = None
+    positions, _ = _normalize_wrt(fn, wrt)
+    if example_args:
+        names = _arg_names(fn)
+        types = tuple(_type_of(fn, n, a) for n, a in zip(names, example_args))
+    else:
+        types = last or (F64,) * len(_arg_names(fn))
+    kind = {"ir": "primal", "tangent-ir": "jvp", "adjoint-ir": "vjp"}.get(stage)
+    if kind is None:
+        kind = "primal" if primal_only else ("vjp" if mode == "reverse" else "jvp")
+    program = _program(_Key(fn, types, kind, () if kind == "primal" else positions))
+    return to_python(program) if stage == "python" else format_func(program)
+
+
+def show(f: Callable, *example_args: Any, **options: Any) -> None:
+    """Print ``source(f, *example_args, **options)``."""
+    print(source(f, *example_args, **options))

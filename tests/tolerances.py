@@ -1,0 +1,16 @@
+"""Every tolerance the tests use, in one table."""
+
+TOL = {
+    # a 4-point central difference stencil (error ~h^4) against the plain Python function
+    "finite-difference": dict(rtol=1e-6, atol=1e-8),
+    # forward mode against reverse mode, and the dot-product test
+    "modes": dict(rtol=1e-10, atol=1e-12),
+    # a rule evaluated in IR against sympy.diff
+    "sympy": dict(rtol=1e-10, atol=1e-12),
+    # two backends on the same program (interpreter, generated Python)
+    "backends": dict(rtol=1e-13, atol=0.0),
+    # the seed chapter prints three decimals
+    "seed": dict(rtol=0.0, atol=5e-4),
+}
+
+FD_STEP = 1e-3
