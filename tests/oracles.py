@@ -9,11 +9,12 @@ import numpy as np
 from tolerances import FD_STEP, TOL
 
 
-def finite_difference(fn: Callable, args: Sequence, wrt: Sequence[int]) -> list[float]:
+def finite_difference(fn: Callable, args: Sequence, wrt: Sequence[int],
+                      step: float = FD_STEP) -> list[float]:
     """∂fn/∂args[i] for i in wrt, by the 4-point stencil, calling ``fn`` itself."""
     grads = []
     for i in wrt:
-        h = FD_STEP * max(1.0, abs(args[i]))
+        h = step * max(1.0, abs(args[i]))
 
         def at(delta: float) -> float:
             moved = list(args)

@@ -1,0 +1,105 @@
+"""Randomly generated Python programs (expressions, ``if``, ``for``, ``while``), differentiated in
+both modes, checked against finite differences of the plain function and against each other,
+and run through the interpreter and the generated Python alike."""
+from __future__ import annotations
+
+import linecache
+import math
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sxad
+from oracles import assert_close, finite_difference
+from tolerances import FD_STEP
+from sxad import api
+from sxad.backends.interpreter import interpret
+from sxad.ir import F64, I64
+
+UNARY = ["np.sin({})", "np.cos({})", "np.tanh({})", "np.exp(np.sin({}))", "np.sqrt(1.0 + {0} * {0})",
+         "np.log(1.0 + {0} * {0})", "np.arctan({})", "({}) ** 2"]
+BINARY = ["({} + {})", "({} - {})", "({} * {})", "({} / (1.5 + np.cos({})))", "max({}, {})",
+          "np.hypot({}, {})"]
+
+
+@st.composite
+def expressions(draw, names, depth=3):
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        if draw(st.booleans()):
+            return draw(st.sampled_from(names))
+        return repr(draw(st.sampled_from([0.5, 1.5, 2.0, -0.75, 3.0])))
+    if draw(st.booleans()):
+        return draw(st.sampled_from(UNARY)).format(draw(expressions(names, depth - 1)))
+    a, b = draw(expressions(names, depth - 1)), draw(expressions(names, depth - 1))
+    return draw(st.sampled_from(BINARY)).format(a, b)
+
+
+@st.composite
+def programs(draw):
+    names = ["x", "y"]
+    lines = ["def generated(x, y, n):"]
+    for k in range(draw(st.integers(1, 4))):
+        target = f"v{k}"
+        kind = draw(st.sampled_from(["assign", "if", "for", "while"]))
+        expr = draw(expressions(names))
+        if kind == "assign":
+            lines.append(f"    {target} = {expr}")
+        elif kind == "if":
+            cond = draw(expressions(names, 1))
+            other = draw(expressions(names))
+            lines += [f"    if {cond} > 0.3:", f"        {target} = {expr}", "    else:",
+                      f"        {target} = {other}"]
+        elif kind == "for":
+            step = draw(expressions(names + ["acc", "float(i)"], 2))
+            lines += [f"    {target} = {expr}", "    for i in range(n):",
+                      f"        acc = {target}",
+                      f"        {target} = np.tanh({step}) + 0.5 * acc"]
+        else:
+            lines += [f"    {target} = np.tanh({expr})", "    count = 0",
+                      f"    while count < n and {target} < 5.0:",
+                      f"        {target} = {target} + 0.5 * np.cos({target} * x)",
+                      "        count += 1"]
+        names = names + [target]
+    lines.append(f"    return {draw(expressions(names))} + {names[-1]}")
+    return "\n".join(lines) + "\n"
+
+
+def load(source: str, serial=[0]):
+    """Define the generated function so that ``inspect.getsource`` can read it back."""
+    serial[0] += 1
+    filename = f"<generated-{serial[0]}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"np": np}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace["generated"]
+
+
+def smooth_difference(fn, args, wrt):
+    """Finite differences, or None where two step sizes disagree (a branch or kink nearby)."""
+    coarse = finite_difference(fn, args, wrt)
+    fine = finite_difference(fn, args, wrt, step=FD_STEP / 4)
+    if not all(math.isfinite(g) for g in coarse):
+        return None
+    return coarse if np.allclose(coarse, fine, rtol=1e-5, atol=1e-7) else None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=programs(), x=st.floats(-1.5, 1.5), y=st.floats(-1.5, 1.5), n=st.integers(0, 4))
+def test_random_programs_differentiate_correctly(source, x, y, n):
+    fn = load(source)
+    args = (x, y, n)
+    with np.errstate(all="ignore"):
+        expected_value = fn(*args)
+    if not math.isfinite(expected_value):
+        return
+    value, rev = sxad.value_and_grad(fn, wrt=(0, 1))(*args)
+    fwd = sxad.grad(fn, wrt=(0, 1), mode="forward")(*args)
+    assert_close(value, expected_value, "backends", source)
+    assert_close(fwd, rev, "modes", source)
+    fd = smooth_difference(fn, args, (0, 1))
+    if fd is not None:
+        assert_close(rev, fd, "finite-difference", source)
+    program = api._program(api._Key(fn, (F64, F64, I64), "vjp", (0, 1)))
+    interpreted = interpret(program, (x, y, n, 1.0))
+    assert_close(interpreted[1:], rev, "backends", source)
