@@ -16,6 +16,7 @@ from .ad.forward import jvp_program
 from .ad.reverse import vjp_program
 from .backends.python_source import compile_python, to_python
 from .ir import BOOL, F64, I64, Func, Type, format_func
+from .ir.edit import bind_constants, keep_results
 from .passes import optimize
 
 #: How many times each transformation ran; a cached call adds nothing here.
@@ -110,6 +111,11 @@ def _build(key: _Key) -> Func:
         return optimize(frontend.lower(key.fn, key.types))
     if key.kind == "hessian":  # forward mode over the (optimized) adjoint program
         return optimize(jvp_program(_program(_Key(key.fn, key.types, "vjp", key.wrt)), key.wrt))
+    if key.kind in ("grad", "value_and_grad"):  # the adjoint seeded with 1: what grad runs
+        adjoint = _program(_Key(key.fn, key.types, "vjp", key.wrt))
+        seeded = bind_constants(adjoint, {len(key.types): 1.0})
+        keep = range(0 if key.kind == "value_and_grad" else 1, len(adjoint.results))
+        return optimize(keep_results(seeded, keep, len(keep) > 1))
     primal = _program(_Key(key.fn, key.types, "primal"))
     transform = jvp_program if key.kind == "jvp" else vjp_program
     return optimize(transform(primal, key.wrt))
@@ -202,42 +208,63 @@ def _scalar_output(fn: Callable, program: Func) -> None:
 class ValueAndGrad(_Transformed):
     """``f``'s value and its derivative with respect to ``wrt``."""
 
+    with_value = True
+
     def __init__(self, fn: Callable, wrt: Any = 0, mode: str = "reverse") -> None:
         super().__init__(fn, wrt)
         if mode not in ("reverse", "forward"):
             raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}")
         self.mode = mode
+        self.kernels: dict[tuple[Type, ...], Callable] = {}
 
-    def __call__(self, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         types, values = self._signature(self._bind(args, kwargs))
+        kernel = self.kernels.get(types) or self._prepare(types)
+        return kernel(*values)
+
+    def _prepare(self, types: tuple[Type, ...]) -> Callable:
+        """Check a new signature once, and pick the kernel that serves it."""
         self._check_wrt(types)
         _scalar_output(self.fn, _program(_Key(self.fn, types, "primal")))
-        if self.mode == "reverse":
-            out = _kernel(_Key(self.fn, types, "vjp", self.wrt))(*values, np.float64(1.0))
-            value, grads = out[0], out[1:]
+        if self.mode == "forward":
+            kernel = _forward_kernel(_kernel(_Key(self.fn, types, "jvp", self.wrt)), len(self.wrt))
         else:
-            value, grads = _forward_grads(self.fn, types, self.wrt, values)
-        grads = tuple(float(g) for g in grads)
-        return float(value), (grads[0] if self.single else grads)
+            kind = "value_and_grad" if self.with_value else "grad"
+            kernel = _kernel(_Key(self.fn, types, kind, self.wrt))
+        self.kernels[types] = kernel = self._shaped(kernel)
+        return kernel
+
+    def _shaped(self, kernel: Callable) -> Callable:
+        """``kernel`` giving what the user asked for: a float, a tuple, or (value, gradient)."""
+        if self.mode == "reverse" and not self.with_value:
+            return lambda *values: _floats(kernel(*values))
+        single, with_value = self.single, self.with_value
+
+        def shaped(*values: Any) -> Any:
+            out = _floats(kernel(*values))
+            grads = out[1] if single else out[1:]
+            return (out[0], grads) if with_value else grads
+        return shaped
 
 
-def _forward_grads(fn: Callable, types: tuple[Type, ...], wrt: tuple[int, ...],
-                   values: tuple) -> tuple[Any, list]:
-    kernel = _kernel(_Key(fn, types, "jvp", wrt))
-    grads, value = [], None
-    for k in range(len(wrt)):
-        seeds = [np.float64(k == j) for j in range(len(wrt))]
-        out = kernel(*values, *seeds)
-        value = out[0]
-        grads.append(out[-1])
-    return value, grads
+def _floats(out: Any) -> Any:
+    return tuple(float(v) for v in out) if isinstance(out, tuple) else float(out)
+
+
+def _forward_kernel(kernel: Callable, n: int) -> Callable:
+    """(value, *gradient) from ``n`` calls of a tangent kernel, one per unit seed."""
+    seeds = [tuple(np.float64(k == j) for j in range(n)) for k in range(n)]
+
+    def run(*values: Any) -> tuple:
+        outs = [kernel(*values, *seed) for seed in seeds]
+        return (outs[0][0], *(out[-1] for out in outs))
+    return run
 
 
 class Grad(ValueAndGrad):
     """The derivative of ``f`` with respect to ``wrt``, with ``f``'s signature."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return super().__call__(*args, **kwargs)[1]
+    with_value = False
 
 
 def _decorator(cls: type) -> Callable:
