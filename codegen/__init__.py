@@ -1,0 +1,24 @@
+"""The native backend: sxad IR → LLVM IR (llvmlite) → object code → a Python builtin.
+
+``compile_native(func)`` returns a builtin taking the function's arguments; ``compile_kernel``
+also gives the address of the plain C-ABI kernel behind it; ``llvm_source`` shows the LLVM IR.
+Compiled object code is cached in memory and on disk (``codegen.cache``).
+
+    lowering.py  each primitive's LLVM lowering and accuracy (tables keyed by Prim)
+    kernel.py    Func → C-ABI kernel: control flow as blocks and phis, the tape, fault exits
+    entry.py     the METH_FASTCALL entry point: unboxing, NotImplemented, boxing, exceptions
+    faults.py    the kernel's error codes and the exceptions they become
+    compiler.py  the pipeline: build, cache lookup, O3, object code, MCJIT load, builtin
+    cache.py     the in-memory and on-disk object caches
+    runtime.py   LLVM setup, symbols, target machines, PyMethodDef → builtin
+
+Imports flow one way: codegen imports ``sxad.ir`` and ``sxad.prims``; nothing in ``sxad``
+imports codegen or llvmlite except (later) the API layer.
+"""
+from . import cache
+from .compiler import NativeKernel, compile_kernel, compile_native, llvm_source
+from .faults import Fault
+from .lowering import ULPS, CodegenError
+
+__all__ = ["CodegenError", "Fault", "NativeKernel", "ULPS", "cache", "compile_kernel",
+           "compile_native", "llvm_source"]

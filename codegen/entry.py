@@ -1,0 +1,200 @@
+"""The CPython entry point of a kernel, emitted in LLVM IR:
+
+    PyObject *entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)   (METH_FASTCALL)
+
+It unboxes each argument in native code by its parameter type, calls the kernel and boxes the
+results. Arguments it cannot take (wrong count, wrong type) make it return ``NotImplemented``
+without raising, so a Python caller can fall back to its dispatcher, which reports the problem
+by name. Real failures (an int too large for i64, a kernel fault, no memory) return NULL with
+the exception set.
+
+    f64   float or a subclass (np.float64)             → PyFloat_AsDouble
+    i64   int or a subclass but bool, or np.integer    → PyLong_AsLongLong (OverflowError)
+    bool  True/False or np.True_/np.False_ (singletons) → compared by identity
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from sxad.ir import BOOL, F64, I64, Func, Type
+
+from .faults import MESSAGES, Fault
+from .kernel import ABI_TYPE, INT8, INT32, PTR, RARE, branch_weights, declare
+from .lowering import DOUBLE, INT64
+from .runtime import OB_TYPE_OFFSET, TUPLE_ITEMS_OFFSET
+
+LONG = INT64  # C long on LP64 Linux
+
+
+def emit_entry(module: ir.Module, func: Func, kernel: ir.Function, symbol: str) -> ir.Function:
+    return _EntryBuilder(module, func, kernel, symbol).fn
+
+
+class _EntryBuilder:
+    def __init__(self, module: ir.Module, func: Func, kernel: ir.Function, symbol: str) -> None:
+        self.module, self.func = module, func
+        self.fn = ir.Function(module, ir.FunctionType(PTR, [PTR, PTR, INT64]), symbol)
+        _, args, nargs = self.fn.args
+        args.name, nargs.name = "args", "nargs"
+        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.likely = branch_weights(module, RARE, 1)
+        self.mismatch = self.fn.append_basic_block("not_implemented")
+        self.failed = self.fn.append_basic_block("failed")
+        self.return_mismatch()
+        self.return_null()
+        self.check(self.b.icmp_signed("==", nargs, ir.Constant(INT64, len(func.params))),
+                   self.mismatch)
+        unboxed = [self.unbox(param.type, self.arg(args, i))
+                   for i, param in enumerate(func.params)]
+        outs = self.out_slots()
+        code = self.b.call(kernel, unboxed + outs, name="fault")
+        self.check(self.b.icmp_signed("==", code, ir.Constant(INT32, 0)), self.faulted(code))
+        results = [self.b.load(out, typ=ABI_TYPE[v.type]) for out, v in zip(outs, func.results)]
+        self.b.ret(self.box_results(results))
+
+    # -- helpers
+
+    def c_api(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+        return declare(self.module, name, ret, args)
+
+    def py_object(self, symbol: str) -> ir.GlobalVariable:
+        """The address of a Python object, as an external global named in ``runtime.PY_OBJECTS``."""
+        existing = self.module.globals.get(symbol)
+        return existing if existing is not None else ir.GlobalVariable(self.module, INT8, symbol)
+
+    def check(self, ok: ir.Value, otherwise: ir.Block) -> None:
+        """Continue in a new block if ``ok`` (the likely case), else branch to ``otherwise``."""
+        go_on = self.fn.append_basic_block("ok")
+        self.b.cbranch(ok, go_on, otherwise).set_metadata("prof", self.likely)
+        self.b.position_at_end(go_on)
+
+    def arg(self, args: ir.Value, i: int) -> ir.Value:
+        return self.b.load(self.b.gep(args, [ir.Constant(INT64, i)], source_etype=PTR), typ=PTR,
+                           name=self.func.arg_names[i] if i < len(self.func.arg_names) else "")
+
+    def type_of(self, obj: ir.Value) -> ir.Value:
+        slot = self.b.gep(obj, [ir.Constant(INT64, OB_TYPE_OFFSET)], source_etype=INT8)
+        return self.b.load(slot, typ=PTR)
+
+    def is_subtype(self, tp: ir.Value, symbol: str) -> ir.Value:
+        fn = self.c_api("PyType_IsSubtype", INT32, [PTR, PTR])
+        return self.b.icmp_signed("!=", self.b.call(fn, [tp, self.py_object(symbol)]),
+                                  ir.Constant(INT32, 0))
+
+    def return_mismatch(self) -> None:
+        b = ir.IRBuilder(self.mismatch)
+        result = self.py_object("sxad.py.NotImplemented")
+        b.call(self.c_api("Py_IncRef", ir.VoidType(), [PTR]), [result])
+        b.ret(result)
+
+    def return_null(self) -> None:
+        ir.IRBuilder(self.failed).ret(ir.Constant(PTR, None))
+
+    # -- unboxing
+
+    def unbox(self, type_: Type, obj: ir.Value) -> ir.Value:
+        return {F64: self.unbox_f64, I64: self.unbox_i64, BOOL: self.unbox_bool}[type_](obj)
+
+    def unbox_f64(self, obj: ir.Value) -> ir.Value:
+        b = self.b
+        convert, subclass = (self.fn.append_basic_block(n) for n in ("f64.convert", "f64.subclass"))
+        tp = self.type_of(obj)
+        b.cbranch(b.icmp_unsigned("==", tp, self.py_object("sxad.py.float")), convert, subclass)
+        b.position_at_end(subclass)
+        b.cbranch(self.is_subtype(tp, "sxad.py.float"), convert, self.mismatch)
+        b.position_at_end(convert)
+        # PyFloat_AsDouble cannot fail on a float (or subclass): it reads ob_fval.
+        return b.call(self.c_api("PyFloat_AsDouble", DOUBLE, [PTR]), [obj])
+
+    def unbox_i64(self, obj: ir.Value) -> ir.Value:
+        b = self.b
+        convert, not_int, other = (self.fn.append_basic_block(n) for n in (
+            "i64.convert", "i64.not_exact", "i64.other"))
+        tp = self.type_of(obj)
+        b.cbranch(b.icmp_unsigned("==", tp, self.py_object("sxad.py.int")), convert, not_int)
+        b.position_at_end(not_int)   # bool is an int subclass, but not an i64 argument
+        not_bool = b.icmp_unsigned("!=", tp, self.py_object("sxad.py.bool"))
+        b.cbranch(b.and_(not_bool, self.is_subtype(tp, "sxad.py.int")), convert, other)
+        b.position_at_end(other)
+        b.cbranch(self.is_subtype(tp, "sxad.np.integer"), convert, self.mismatch)
+        b.position_at_end(convert)
+        value = b.call(self.c_api("PyLong_AsLongLong", INT64, [PTR]), [obj])
+        check, done = (self.fn.append_basic_block(n) for n in ("i64.check", "i64.done"))
+        b.cbranch(b.icmp_signed("==", value, ir.Constant(INT64, -1)), check, done)
+        b.position_at_end(check)     # -1 is also a value; only an exception makes it an error
+        error = b.call(self.c_api("PyErr_Occurred", PTR, []), [])
+        b.cbranch(b.icmp_unsigned("==", error, ir.Constant(PTR, None)), done, self.failed)
+        b.position_at_end(done)
+        return value
+
+    def unbox_bool(self, obj: ir.Value) -> ir.Value:
+        b = self.b
+
+        def either(a: str, c: str) -> ir.Value:
+            return b.or_(b.icmp_unsigned("==", obj, self.py_object(a)),
+                         b.icmp_unsigned("==", obj, self.py_object(c)))
+        true = either("sxad.py.True", "sxad.np.True")
+        self.check(b.or_(true, either("sxad.py.False", "sxad.np.False")), self.mismatch)
+        return b.zext(true, INT8)
+
+    # -- the kernel call
+
+    def out_slots(self) -> list[ir.Value]:
+        with self.b.goto_entry_block():
+            return [self.b.alloca(ABI_TYPE[v.type], name="out") for v in self.func.results]
+
+    def faulted(self, code: ir.Value) -> ir.Block:
+        """A block that sets the exception of a fault ``code`` and returns NULL."""
+        block = self.fn.append_basic_block("fault")
+        b = ir.IRBuilder(block)
+        switch = b.switch(code, self.failed)
+        for fault, message in MESSAGES.items():
+            case = self.fn.append_basic_block(f"fault.{fault.name.lower()}")
+            switch.add_case(ir.Constant(INT32, int(fault)), case)
+            b.position_at_end(case)
+            self.raise_(b, fault, message)
+            b.branch(self.failed)
+        return block
+
+    def raise_(self, b: ir.IRBuilder, fault: Fault, message: tuple[str, str] | None) -> None:
+        if message is None:
+            b.call(self.c_api("PyErr_NoMemory", PTR, []), [])
+            return
+        exc, text = message
+        data = bytearray(text.encode() + b"\0")
+        const = ir.GlobalVariable(self.module, ir.ArrayType(INT8, len(data)),
+                                  f"message.{fault.name.lower()}")
+        const.global_constant, const.linkage = True, "private"
+        const.initializer = ir.Constant(ir.ArrayType(INT8, len(data)), data)
+        set_string = self.c_api("PyErr_SetString", ir.VoidType(), [PTR, PTR])
+        b.call(set_string, [self.py_object(exc), const])
+
+    # -- boxing
+
+    def box(self, type_: Type, value: ir.Value) -> ir.Value:
+        b = self.b
+        if type_ is F64:
+            return b.call(self.c_api("PyFloat_FromDouble", PTR, [DOUBLE]), [value])
+        if type_ is I64:
+            return b.call(self.c_api("PyLong_FromLongLong", PTR, [INT64]), [value])
+        return b.call(self.c_api("PyBool_FromLong", PTR, [LONG]), [b.zext(value, LONG)])
+
+    def box_results(self, values: list[ir.Value]) -> ir.Value:
+        """One object, or a tuple when the function returns several values or a tuple."""
+        types = [v.type for v in self.func.results]
+        if len(values) == 1 and not self.func.tuple_result:
+            return self.box(types[0], values[0])   # NULL (MemoryError) passes through
+        b = self.b
+        new_tuple = self.c_api("PyTuple_New", PTR, [INT64])
+        result = b.call(new_tuple, [ir.Constant(INT64, len(values))], name="tuple")
+        self.check(b.icmp_unsigned("!=", result, ir.Constant(PTR, None)), self.failed)
+        drop = self.fn.append_basic_block("drop_tuple")
+        for i, (type_, value) in enumerate(zip(types, values)):
+            item = self.box(type_, value)
+            self.check(b.icmp_unsigned("!=", item, ir.Constant(PTR, None)), drop)
+            offset = ir.Constant(INT64, TUPLE_ITEMS_OFFSET + 8 * i)   # PyTuple_SET_ITEM
+            b.store(item, b.gep(result, [offset], source_etype=INT8))
+        tail = ir.IRBuilder(drop)   # the tuple's dealloc skips the NULL items
+        tail.call(self.c_api("Py_DecRef", ir.VoidType(), [PTR]), [result])
+        tail.branch(self.failed)
+        return result
