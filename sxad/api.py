@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -24,8 +25,15 @@ stats: Counter[str] = Counter()
 
 _TYPES = {float: F64, int: I64, bool: BOOL, np.float64: F64, np.float32: F64, np.int64: I64,
           np.int32: I64, np.bool_: BOOL}
-_PYTHON = {F64: np.float64, I64: np.int64, BOOL: np.bool_}
-_STAGES = ("python", "ir", "tangent-ir", "adjoint-ir")
+#: "native" (LLVM kernels, the default) or "python" (the generated Python source).
+BACKEND = os.environ.get("SXAD_BACKEND", "native")
+if BACKEND not in ("native", "python"):
+    raise ImportError(f"SXAD_BACKEND must be 'native' or 'python', not {BACKEND!r}")
+# How each backend wants its arguments: native kernels unbox Python numbers themselves; the
+# generated Python computes with numpy scalars to get numpy's semantics.
+_CONVERT = {F64: float, I64: int, BOOL: bool} if BACKEND == "native" else \
+    {F64: np.float64, I64: np.int64, BOOL: np.bool_}
+_STAGES = ("python", "ir", "tangent-ir", "adjoint-ir", "llvm")
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -122,22 +130,31 @@ def _build(key: _Key) -> Func:
 
 
 def _kernel(key: _Key) -> Callable:
+    """The compiled program of ``key``, called with arguments converted by ``_CONVERT``."""
     found = _kernels.get(key)
     if found is None:
         with _lock:
             found = _kernels.get(key)
             if found is None:
                 stats["compile"] += 1
-                found = _kernels[key] = _errstate(compile_python(_program(key)))
+                found = _kernels[key] = _compile(_program(key))
     return found
 
 
-def _errstate(run: Callable) -> Callable:
-    """Numpy scalar semantics without warnings: 1/0 is inf, log(-1) is nan."""
+def _compile(program: Func) -> Callable:
+    if BACKEND == "native":
+        import codegen  # loads LLVM: only when a kernel is first needed
+        return codegen.compile_native(program)
+    run = compile_python(program)
+
     def call(*args: Any) -> Any:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # numpy semantics, quietly: 1/0 is inf
             return run(*args)
     return call
+
+
+def _not_compiled(*args: Any) -> Any:
+    return NotImplemented
 
 
 def _results(value: Any) -> tuple:
@@ -182,7 +199,7 @@ class _Transformed:
     def _signature(self, args: tuple) -> tuple[tuple[Type, ...], tuple]:
         types = tuple(_type_of(self.fn, n, a) for n, a in zip(self.names, args))
         self.last_types = types
-        return types, tuple(_PYTHON[t](a) for t, a in zip(types, args))
+        return types, tuple(_CONVERT[t](a) for t, a in zip(types, args))
 
     def _check_wrt(self, types: Sequence[Type]) -> None:
         for i in self.wrt:
@@ -216,10 +233,17 @@ class ValueAndGrad(_Transformed):
             raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}")
         self.mode = mode
         self.kernels: dict[tuple[Type, ...], Callable] = {}
+        self.fast: Callable = _not_compiled  # the kernel of the last signature seen
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs:  # the hot path: no Python work when the kernel takes these arguments
+            out = self.fast(*args)
+            if out is not NotImplemented:
+                return out
         types, values = self._signature(self._bind(args, kwargs))
         kernel = self.kernels.get(types) or self._prepare(types)
+        if BACKEND == "native" and not kwargs and len(args) == len(self.names):
+            self.fast = kernel
         return kernel(*values)
 
     def _prepare(self, types: tuple[Type, ...]) -> Callable:
@@ -236,19 +260,22 @@ class ValueAndGrad(_Transformed):
 
     def _shaped(self, kernel: Callable) -> Callable:
         """``kernel`` giving what the user asked for: a float, a tuple, or (value, gradient)."""
-        if self.mode == "reverse" and not self.with_value:
-            return lambda *values: _floats(kernel(*values))
+        if self.mode == "reverse" and (self.single or not self.with_value):
+            return kernel if BACKEND == "native" else lambda *values: _floats(kernel(*values))
         single, with_value = self.single, self.with_value
 
         def shaped(*values: Any) -> Any:
-            out = _floats(kernel(*values))
+            out = kernel(*values)
+            if out is NotImplemented:
+                return out
+            out = _floats(out)
             grads = out[1] if single else out[1:]
             return (out[0], grads) if with_value else grads
         return shaped
 
 
 def _floats(out: Any) -> Any:
-    return tuple(float(v) for v in out) if isinstance(out, tuple) else float(out)
+    return tuple(map(float, out)) if isinstance(out, tuple) else float(out)
 
 
 def _forward_kernel(kernel: Callable, n: int) -> Callable:
@@ -257,6 +284,8 @@ def _forward_kernel(kernel: Callable, n: int) -> Callable:
 
     def run(*values: Any) -> tuple:
         outs = [kernel(*values, *seed) for seed in seeds]
+        if outs[0] is NotImplemented:
+            return NotImplemented
         return (outs[0][0], *(out[-1] for out in outs))
     return run
 
@@ -285,11 +314,23 @@ value_and_grad.__name__ = "value_and_grad"
 class Jit(_Transformed):
     """``f`` compiled; same results."""
 
+    def __init__(self, fn: Callable) -> None:
+        super().__init__(fn)
+        self.fast: Callable = _not_compiled
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs:
+            out = self.fast(*args)
+            if out is not NotImplemented:
+                return out
         types, values = self._signature(self._bind(args, kwargs))
         key = _Key(self.fn, types, "primal")
-        out = _results(_kernel(key)(*values))
-        out = tuple(_scalar(v) for v in out)
+        kernel = _kernel(key)
+        if BACKEND == "native":
+            if not kwargs and len(args) == len(self.names):
+                self.fast = kernel
+            return kernel(*values)
+        out = tuple(_scalar(v) for v in _results(kernel(*values)))
         return out if _program(key).tuple_result or len(out) != 1 else out[0]
 
 
@@ -381,7 +422,8 @@ def hessian(f: Callable, wrt: Any = 0) -> Callable:
 def source(f: Callable, *example_args: Any, wrt: Any = 0, mode: str = "reverse",
            stage: str = "python") -> str:
     """The program sxad generates for ``f``: ``stage`` is "python" (readable Python of the
-    optimized derivative program), "ir" (the primal IR), "tangent-ir" or "adjoint-ir"."""
+    optimized derivative program), "ir" (the primal IR), "tangent-ir", "adjoint-ir", or "llvm"
+    (the optimized LLVM IR of the native kernel)."""
     if stage not in _STAGES:
         raise ValueError(f"stage must be one of {', '.join(map(repr, _STAGES))}; got {stage!r}")
     fn, primal_only = f, False
@@ -403,6 +445,9 @@ def source(f: Callable, *example_args: Any, wrt: Any = 0, mode: str = "reverse",
     if kind is None:
         kind = "primal" if primal_only else ("vjp" if mode == "reverse" else "jvp")
     program = _program(_Key(fn, types, kind, () if kind == "primal" else positions))
+    if stage == "llvm":
+        import codegen
+        return codegen.llvm_source(program)
     return to_python(program) if stage == "python" else format_func(program)
 
 

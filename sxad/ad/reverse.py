@@ -214,7 +214,10 @@ class _Reverse:
                      index: Value | None) -> None:
         """The reverse of a loop: ``for index in reversed(range(*bounds))`` over ``body``."""
         b = scope.builder
-        js = [j for j, r in enumerate(op.results) if r in self.active]
+        # Adjoints flow through a carried value if the loop's result or its body param is
+        # active: a value may feed only another carried value, never the result itself.
+        js = [j for j, (r, p) in enumerate(zip(op.results, carried))
+              if r in self.active or p in self.active]
         rev_index = Value(I64, index.hint if index is not None else "k")
         seeds = [Value(F64, suffixed(carried[j], "bar")) for j in js]
         inner, inner_adj = self.child(body, scope, adj, (rev_index, *seeds), True)

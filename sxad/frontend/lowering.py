@@ -1,0 +1,153 @@
+"""``lower``: a Python function, specialised to argument types, as verified IR. Calls to other
+user functions are inlined (each specialised to its own argument types)."""
+from __future__ import annotations
+
+import ast
+import types
+from typing import Any, Sequence
+
+from ..errors import SourceUnavailableError, UnsupportedError
+from ..ir import BOOL, F64, I64, Block, Func, Prim, Type, Value, verify
+from ..prims import Emitter, result_types
+from .expressions import Result
+from .loops import Loops
+from .scope import Scope, is_scalar, local_names
+from .source import Source
+from .state import Returns, Shared, State
+
+ARG_TYPES = (F64, I64, BOOL)
+
+
+class Lowerer(Loops):
+    """Lowers one function's body into the builder it is given."""
+
+    def __init__(self, src: Source, shared: Shared, builder: Emitter,
+                 args: dict[str, Value]) -> None:
+        self.src, self.shared, self.b = src, shared, builder
+        self.scope = Scope(src.fn)
+        self.locals = local_names(src.node)
+        self.returns = Returns()
+        self.loops = 0
+        params = {a.arg: a for a in src.node.args.posonlyargs + src.node.args.args}
+        self.st = State({})
+        for name, value in args.items():
+            self.st.bind(name, value, src.loc(params[name]))
+
+    def run(self) -> Result:
+        """Lower the body; the function's result (a value, or a tuple of them)."""
+        end = self.stmts(self.src.node.body, self.st)
+        if end.flags["returned"] is not True:
+            if self.returns.types is None:
+                raise self.error(self.src.node, f"function `{self.src.name}` does not return "
+                                                f"a value")
+            raise self.error(self.src.node, f"function `{self.src.name}` can reach its end "
+                                            f"without returning a value")
+        return end.ret if self.returns.is_tuple else end.ret[0]
+
+    def inline(self, fn: types.FunctionType, node: ast.Call) -> Result:
+        if fn.__code__ in self.shared.stack:
+            raise self.error(node.func, f"recursive call to `{fn.__name__}`")
+        try:
+            src = self.shared.source(fn)
+        except SourceUnavailableError as err:
+            raise self.src.error(node.func, err.what, SourceUnavailableError) from None
+        args = self.bind_call(fn, src, node)
+        callee = Lowerer(src, self.shared, self.b, args)
+        self.shared.stack.append(fn.__code__)
+        try:
+            return callee.run()
+        finally:
+            self.shared.stack.pop()
+
+    def bind_call(self, fn: types.FunctionType, src: Source,
+                  node: ast.Call) -> dict[str, Value]:
+        """The callee's parameters bound to the call's arguments (evaluated in order)."""
+        names = parameters(src)
+        label = fn.__name__
+        if len(node.args) > len(names):
+            raise self.error(node, f"`{label}` takes {len(names)} arguments but "
+                                   f"{len(node.args)} were given")
+        values = {name: self.value(a) for name, a in zip(names, node.args)}
+        for kw in node.keywords:
+            if kw.arg not in names:
+                raise self.error(kw, f"`{label}` has no parameter `{kw.arg}`")
+            if kw.arg in values:
+                raise self.error(kw, f"`{label}` got two values for `{kw.arg}`")
+            values[kw.arg] = self.value(kw.value)
+        defaults = fn.__defaults__ or ()
+        first_default = len(names) - len(defaults)
+        for k, name in enumerate(names):
+            if name in values:
+                continue
+            if k < first_default:
+                raise self.error(node, f"call to `{label}` is missing the argument `{name}`")
+            default = defaults[k - first_default]
+            if not is_scalar(default):
+                raise self.error(node, f"the default value of `{name}` in `{label}` is not a "
+                                       f"number")
+            values[name] = self.python_value(default, node, name)
+        return {name: values[name] for name in names}
+
+
+def parameters(src: Source) -> list[str]:
+    """The parameter names of a function sxad can lower (plain positional ones only)."""
+    args = src.node.args
+    if args.vararg is not None:
+        raise src.error(args.vararg, "`*args` parameters are not supported")
+    if args.kwarg is not None:
+        raise src.error(args.kwarg, "`**kwargs` parameters are not supported")
+    if args.kwonlyargs:
+        raise src.error(args.kwonlyargs[0], "keyword-only parameters are not supported")
+    return [a.arg for a in args.posonlyargs + args.args]
+
+
+def lower(fn: Any, arg_types: Sequence[Type]) -> Func:
+    """``fn`` as a verified IR function specialised to ``arg_types``."""
+    shared = Shared()
+    src = shared.source(fn)
+    names = parameters(src)
+    arg_types = tuple(arg_types)
+    if len(arg_types) != len(names):
+        raise TypeError(f"`{src.name}` takes {len(names)} arguments ({', '.join(names)}), "
+                        f"but {len(arg_types)} argument types were given")
+    for name, t in zip(names, arg_types):
+        if t not in ARG_TYPES:
+            raise TypeError(f"argument `{name}` of `{src.name}`: type {t!r} is not one of "
+                            f"{', '.join(map(str, ARG_TYPES))}")
+    params = [Value(t, name) for name, t in zip(names, arg_types)]
+    builder = Emitter(params)
+    lowerer = Lowerer(src, shared, builder, dict(zip(names, params)))
+    shared.stack.append(src.fn.__code__)
+    try:
+        result = lowerer.run()
+    except (KeyError, AttributeError, IndexError, TypeError, ValueError) as err:
+        raise _internal(shared, src, err) from err
+    values = result if isinstance(result, tuple) else (result,)
+    name = src.name if src.name.isidentifier() else "lambda_"
+    body = _drop_unused_constants(builder.finish(values))
+    func = Func(name, body, tuple(names), lowerer.returns.is_tuple)
+    return verify(func, result_types)
+
+
+def _drop_unused_constants(body: Block) -> Block:
+    """Lowering emits constants speculatively (a literal later folded into another type, a
+    placeholder); drop the ones nothing reads."""
+    used = {id(v) for op in body.walk() for v in op.args}
+    used |= {id(v) for op in body.walk() for region in op.regions for v in region.yields}
+    used |= {id(v) for v in body.yields}
+
+    def prune(block: Block) -> Block:
+        ops = tuple(op.replace(regions=tuple(prune(r) for r in op.regions)) if op.regions else op
+                    for op in block.ops
+                    if not (op.prim is Prim.CONST and id(op.result) not in used))
+        return Block(block.params, ops, block.yields)
+    return prune(body)
+
+
+def _internal(shared: Shared, src: Source, err: Exception) -> UnsupportedError:
+    """A bug in the frontend, reported where it happened rather than as a bare exception."""
+    what = f"internal error in sxad's frontend ({type(err).__name__}: {err}) while lowering this"
+    if shared.current is None:
+        return UnsupportedError(f"{what} (in `{src.name}`)")
+    where, node = shared.current
+    return where.error(node, what)

@@ -1,0 +1,323 @@
+"""Lowering statements into structured control flow.
+
+Each statement list is lowered against a ``State``. Early exits stay structured:
+
+* ``if c: <always exits>`` followed by more statements: the rest moves into the other branch
+  (an AST rewrite; Python means the same), so the common early ``return`` costs no flag.
+* Otherwise an exit that happens only on some paths leaves a run-time flag (``continued``,
+  ``broke``, ``returned``) in the state, and the rest of the list is lowered under
+  ``if flag: <pass everything through> else: <rest>``.
+* ``if`` merges join the branch types (with casts) and yield what either branch changed.
+"""
+from __future__ import annotations
+
+import ast
+from typing import Callable, Sequence
+
+from ..ir import BOOL, Prim, Type, Value, join
+from ..prims import Emitter
+from .expressions import Expressions, Result
+from .scope import always_exits
+from .state import FLAGS, Flag, State, Unbound
+
+_UNSUPPORTED = {
+    ast.With: "`with` statements are not supported",
+    ast.AsyncWith: "`async with` statements are not supported",
+    ast.Try: "`try` statements are not supported",
+    ast.Raise: "`raise` statements are not supported",
+    ast.Assert: "`assert` statements are not supported",
+    ast.Delete: "`del` statements are not supported",
+    ast.Global: "`global` declarations are not supported",
+    ast.Nonlocal: "`nonlocal` declarations are not supported",
+    ast.Import: "`import` inside the function is not supported",
+    ast.ImportFrom: "`import` inside the function is not supported",
+    ast.FunctionDef: "nested function definitions are not supported",
+    ast.AsyncFunctionDef: "nested function definitions are not supported",
+    ast.ClassDef: "class definitions are not supported",
+    ast.AsyncFor: "`async for` loops are not supported",
+    ast.Match: "`match` statements are not supported",
+}
+if hasattr(ast, "TryStar"):
+    _UNSUPPORTED[ast.TryStar] = "`try` statements are not supported"
+
+
+class Statements(Expressions):
+
+    # ----------------------------------------------------------------------- statement lists
+
+    def stmts(self, body: Sequence[ast.stmt], st: State) -> State:
+        for k, node in enumerate(body):
+            if st.dead:
+                return st  # the rest is unreachable
+            if st.run_time_flags():
+                with self.located(node):
+                    return self.guard(body[k:], st)
+            rest = body[k + 1:]
+            if rest and isinstance(node, ast.If):
+                folded = _fold_rest(node, rest)
+                if folded is not None:
+                    return self.stmt(folded, st)
+            st = self.stmt(node, st)
+        return st
+
+    def stmt(self, node: ast.stmt, st: State) -> State:
+        method = getattr(self, "stmt_" + type(node).__name__, None)
+        if method is None:
+            raise self.error(node, _UNSUPPORTED.get(
+                type(node), f"`{type(node).__name__}` statements are not supported"))
+        with self.located(node), self.into(self.b, st):
+            return method(node, st)
+
+    def guard(self, rest: Sequence[ast.stmt], st: State) -> State:
+        """``rest`` runs only where no exit flag is set: ``if flag: pass else: rest``."""
+        flags = st.run_time_flags()
+        cond = flags[0][1]
+        for _, flag in flags[1:]:
+            cond = self.b.or_(cond, flag)
+        skipped = st.copy()
+        if len(flags) == 1:
+            skipped.flags[flags[0][0]] = True
+        skipped.exited = True
+        running = st.copy()
+        for name, _ in flags:
+            running.flags[name] = False
+        return self.merge(cond, (self.child(), skipped), self.branch(rest, running))
+
+    def branch(self, body: Sequence[ast.stmt], st: State) -> tuple[Emitter, State]:
+        builder = self.child()
+        with self.into(builder):
+            end = self.stmts(body, st.copy())
+        return builder, end
+
+    # ----------------------------------------------------------------------- merging branches
+
+    def merge(self, cond: Value, then: tuple[Emitter, State],
+              other: tuple[Emitter, State]) -> State:
+        """The state after ``if cond: then else: other``, emitting the ``if`` op that yields
+        whatever differs between the branches (joined to one type, with casts)."""
+        (tb, ts), (eb, es) = then, other
+        merged = State({}, {}, None, ts.dead and es.dead, {**es.where, **ts.where})
+        slots = _Slots()
+        self._merge_env(merged, then, other, slots)
+        self._merge_flags(merged, cond, then, other, slots)
+        self._merge_ret(merged, then, other, slots)
+        if not slots.hints:
+            return merged  # the branches changed nothing read later (all ops are pure)
+        results = self.b.op(Prim.IF, [cond], slots.types,
+                            regions=[tb.finish(slots.then), eb.finish(slots.other)],
+                            hints=slots.hints)
+        for store, value in zip(slots.stores, results):
+            store(value)
+        if isinstance(merged.ret, list):
+            merged.ret = tuple(merged.ret)
+        return merged
+
+    def _merge_env(self, merged: State, then: tuple[Emitter, State],
+                   other: tuple[Emitter, State], slots: "_Slots") -> None:
+        (tb, ts), (eb, es) = then, other
+        for name in dict.fromkeys([*ts.env, *es.env]):
+            a, c = ts.env.get(name), es.env.get(name)
+            if a is c:
+                merged.env[name] = a
+            elif not _bound_after(name, ts, es):
+                where = next((x.where for x in (a, c) if isinstance(x, Unbound) and x.where),
+                             merged.where.get(name))
+                merged.env[name] = Unbound(where)
+            else:
+                t = _merged_type(name, ts, es)
+                slots.add(name, t, self._fit(tb, a, t), self._fit(eb, c, t),
+                          lambda v, name=name: merged.env.__setitem__(name, v))
+
+    def _merge_flags(self, merged: State, cond: Value, then: tuple[Emitter, State],
+                     other: tuple[Emitter, State], slots: "_Slots") -> None:
+        (tb, ts), (eb, es) = then, other
+        for flag in FLAGS:
+            a, c = ts.flags[flag], es.flags[flag]
+            if a is c:
+                merged.flags[flag] = a
+            elif a is True and c is False:
+                merged.flags[flag] = cond
+            elif a is False and c is True:
+                merged.flags[flag] = self.b.not_(cond)
+            else:
+                slots.add(flag, BOOL, self._flag(tb, a), self._flag(eb, c),
+                          lambda v, flag=flag: merged.flags.__setitem__(flag, v))
+
+    def _merge_ret(self, merged: State, then: tuple[Emitter, State],
+                   other: tuple[Emitter, State], slots: "_Slots") -> None:
+        """The return value: yielded when the branches' differ (a zero where one has none)."""
+        (tb, ts), (eb, es) = then, other
+        ra, rc = ts.ret, es.ret
+        present = [r for r in (ra, rc) if r is not None]
+        if not present or ra is rc or (len(present) == 2 and
+                                       all(x is y for x, y in zip(ra, rc))):
+            merged.ret = ra if ra is not None else rc
+            return
+        parts: list[Value] = []
+        for k in range(len(present[0])):
+            t = present[0][k].type
+            for r in present[1:]:
+                t = join(t, r[k].type)
+            slots.add("ret", t, self._fit(tb, ra[k] if ra else None, t),
+                      self._fit(eb, rc[k] if rc else None, t), parts.append)
+        merged.ret = parts  # filled by the stores once the if op exists; a tuple after that
+
+    def _fit(self, builder: Emitter, value: Value | Unbound | None, t: Type) -> Value:
+        """``value`` as type ``t`` in ``builder``; a zero where the branch has no value (it is
+        never used there: that path has left, or the variable is unbound on it)."""
+        with self.into(builder):
+            if isinstance(value, Value):
+                return self.convert(value, t)
+            return self.const(0, t)
+
+    def _flag(self, builder: Emitter, flag: Flag) -> Value:
+        if isinstance(flag, Value):
+            return flag
+        with self.into(builder):
+            return self.const(flag)
+
+    # ----------------------------------------------------------------------- simple statements
+
+    def stmt_Pass(self, node: ast.Pass, st: State) -> State:
+        return st
+
+    def stmt_Expr(self, node: ast.Expr, st: State) -> State:
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, (str, type(...))):
+            return st  # a docstring, or a string used as a comment
+        self.expr(node.value)
+        return st
+
+    def stmt_Assign(self, node: ast.Assign, st: State) -> State:
+        start = len(self.b.ops)
+        value = self.expr(node.value)
+        renamed: dict[Value, Value] = {}
+        for target in node.targets:
+            self.assign(target, value, st, start, renamed)
+        return st
+
+    def stmt_AnnAssign(self, node: ast.AnnAssign, st: State) -> State:
+        if node.value is None:
+            return st  # a bare annotation binds nothing
+        start = len(self.b.ops)
+        self.assign(node.target, self.expr(node.value), st, start, {})
+        return st
+
+    def stmt_AugAssign(self, node: ast.AugAssign, st: State) -> State:
+        if not isinstance(node.target, ast.Name):
+            raise self.error(node.target, _target_message(node.target))
+        start = len(self.b.ops)
+        current = self.expr_Name(ast.copy_location(ast.Name(node.target.id, ast.Load()),
+                                                   node.target))
+        value = self.binary(node.op, current, self.value(node.value), node)
+        self.assign(node.target, value, st, start, {})
+        return st
+
+    def assign(self, target: ast.expr, value: Result, st: State, start: int,
+               renamed: dict[Value, Value]) -> None:
+        """Bind ``target`` (a name or a tuple of them) to ``value``, left to right."""
+        if isinstance(target, ast.Name):
+            if isinstance(value, tuple):
+                raise self.error(target, f"a tuple cannot be kept in a variable (`{target.id}`); "
+                                         f"unpack it: `a, b = ...`")
+            if value not in renamed:
+                renamed[value] = self.rename(value, target.id, start)
+            st.bind(target.id, renamed[value], self.src.loc(target))
+            return
+        if isinstance(target, (ast.Tuple, ast.List)):
+            if any(isinstance(e, ast.Starred) for e in target.elts):
+                raise self.error(target, "starred assignment (`a, *b = ...`) is not supported")
+            if not isinstance(value, tuple):
+                raise self.error(target, "cannot unpack a single value")
+            if len(value) != len(target.elts):
+                raise self.error(target, f"cannot unpack {len(value)} values into "
+                                         f"{len(target.elts)} names")
+            for elt, part in zip(target.elts, value):
+                self.assign(elt, part, st, start, renamed)
+            return
+        raise self.error(target, _target_message(target))
+
+    # ----------------------------------------------------------------------- control
+
+    def stmt_If(self, node: ast.If, st: State) -> State:
+        cond = self.truthy(self.value(node.test))
+        known = self.static_bool(cond)
+        if known is not None:
+            return self.stmts(node.body if known else node.orelse, st)
+        return self.merge(cond, self.branch(node.body, st), self.branch(node.orelse, st))
+
+    def stmt_Return(self, node: ast.Return, st: State) -> State:
+        if node.value is None:
+            raise self.error(node, "`return` without a value is not supported")
+        result = self.expr(node.value)
+        values = result if isinstance(result, tuple) else (result,)
+        if any(isinstance(v, tuple) for v in values):
+            raise self.error(node.value, "nested tuples cannot be returned")
+        self.returns.record(self.src, node, isinstance(result, tuple),
+                            tuple(v.type for v in values))
+        st.ret = tuple(values)
+        st.flags["returned"] = True
+        return st
+
+    def stmt_Break(self, node: ast.Break, st: State) -> State:
+        st.flags["broke"] = True
+        return st
+
+    def stmt_Continue(self, node: ast.Continue, st: State) -> State:
+        st.flags["continued"] = True
+        return st
+
+
+class _Slots:
+    """The results of an ``if`` op being built: per result its hint, type, the value each
+    branch yields, and where the result goes."""
+
+    def __init__(self) -> None:
+        self.hints: list[str] = []
+        self.types: list[Type] = []
+        self.then: list[Value] = []
+        self.other: list[Value] = []
+        self.stores: list[Callable[[Value], None]] = []
+
+    def add(self, hint: str, t: Type, then: Value, other: Value,
+            store: Callable[[Value], None]) -> None:
+        self.hints.append(hint)
+        self.types.append(t)
+        self.then.append(then)
+        self.other.append(other)
+        self.stores.append(store)
+
+
+def _fold_rest(node: ast.If, rest: Sequence[ast.stmt]) -> ast.If | None:
+    """``if c: A (always exits)`` + rest  ==>  ``if c: A else: B; rest``, or None."""
+    then_exits, else_exits = always_exits(node.body), always_exits(node.orelse)
+    if not (then_exits or else_exits):
+        return None
+    body = node.body if then_exits else [*node.body, *rest]
+    orelse = node.orelse if else_exits else [*node.orelse, *rest]
+    return ast.copy_location(ast.If(test=node.test, body=body, orelse=orelse), node)
+
+
+def _bound_after(name: str, ts: State, es: State) -> bool:
+    """Bound after a merge: on every path that goes on (dead branches do not count)."""
+    pool = [s for s in (ts, es) if not s.dead] or \
+        [s for s in (ts, es) if not s.has_returned] or [ts, es]
+    return all(isinstance(s.env.get(name), Value) for s in pool)
+
+
+def _merged_type(name: str, ts: State, es: State) -> Type:
+    """The join over the branches whose values can still matter (not those that returned)."""
+    values = [s.env.get(name) for s in (ts, es) if not s.has_returned]
+    types = [v.type for v in values if isinstance(v, Value)] or \
+        [v.type for v in (ts.env.get(name), es.env.get(name)) if isinstance(v, Value)]
+    t = types[0]
+    for other in types[1:]:
+        t = join(t, other)
+    return t
+
+
+def _target_message(target: ast.expr) -> str:
+    if isinstance(target, ast.Subscript):
+        return "assignment to a subscript (`x[i] = ...`) is not supported"
+    if isinstance(target, ast.Attribute):
+        return "assignment to an attribute (`x.a = ...`) is not supported"
+    return f"cannot assign to `{ast.unparse(target)}`"
