@@ -16,4 +16,4 @@ TOL = {
     "seed": dict(rtol=0.0, atol=5e-4),
 }
 
-FD_STEP = 1e-3
+FD_STEP = 2e-4

@@ -28,7 +28,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
-from ..ir import F64, I64, Block, Func, Op, Prim, Value
+from ..ir import EFFECTS, F64, I64, Block, Func, Op, Prim, Value
 from ..prims import Emitter, rule_for
 from .activity import active
 from .common import defined_in, max_slot, named, suffixed
@@ -37,6 +37,13 @@ from .common import defined_in, max_slot, named, suffixed
 def vjp_program(func: Func, wrt: Sequence[int]) -> Func:
     """The adjoint program of ``func`` with respect to the arguments at positions ``wrt``."""
     return _Reverse(func, [func.params[i] for i in wrt]).build(wrt)
+
+
+# Ops cheaper to run again in the reverse sweep than to store and load from the tape.
+RECOMPUTE = frozenset({Prim.CONST, Prim.CAST, Prim.ADD, Prim.SUB, Prim.MUL, Prim.NEG, Prim.ABS,
+                       Prim.SIGN, Prim.MAX, Prim.MIN, Prim.SELECT, Prim.LT, Prim.LE, Prim.GT,
+                       Prim.GE, Prim.EQ, Prim.NE, Prim.AND, Prim.OR, Prim.NOT})
+RECOMPUTE_DEPTH = 3
 
 
 @dataclass
@@ -49,10 +56,11 @@ class _Scope:
     slots: Iterator[int]
     remap: dict[Value, Value] = field(default_factory=dict)
     pushes: list[tuple[Value, int]] = field(default_factory=list)
-    constants: dict[Value, Op] = field(default_factory=dict)
+    producers: dict[Value, Op] = field(default_factory=dict)
 
     def primal(self, value: Value) -> Value:
-        """``value`` as the reverse code of this scope can see it."""
+        """``value`` as the reverse code of this scope can see it: directly at the top level;
+        else recomputed when cheap (``RECOMPUTE``), or stored on the tape."""
         if self.parent is None:
             return value
         seen = self.remap.get(value)
@@ -60,14 +68,26 @@ class _Scope:
             return seen
         if value not in self.defined:
             return self.parent.primal(value)
-        const = self.constants.get(value)
-        if const is not None:  # cheaper to write again than to store
-            seen = self.builder.const(const.attr("value"), value.type, hint=value.hint)
+        op = self.producers.get(value)
+        if op is not None and self.recomputable(op, RECOMPUTE_DEPTH):
+            args = tuple(self.primal(a) for a in op.args)
+            (seen,) = self.builder.append(op.replace(args=args, results=(Value(value.type,
+                                                                                value.hint),)))
         else:
             seen = Value(value.type, value.hint)
             self.pushes.append((value, next(self.slots)))
         self.remap[value] = seen
         return seen
+
+    def recomputable(self, op: Op, depth: int) -> bool:
+        return op.prim in RECOMPUTE and all(self.free(a, depth - 1) for a in op.args)
+
+    def free(self, value: Value, depth: int) -> bool:
+        """Whether ``value`` is available here without a new tape entry."""
+        if value in self.remap or value not in self.defined:
+            return True
+        op = self.producers.get(value)
+        return op is not None and depth > 0 and self.recomputable(op, depth)
 
     def pops(self) -> list[Op]:
         """The pops that define this scope's placeholders, last pushed first."""
@@ -135,7 +155,8 @@ class _Reverse:
 
     def scope_for(self, block: Block, parent: _Scope | None, b: Emitter) -> _Scope:
         scope = _Scope(parent, defined_in(block), b, self.slots)
-        scope.constants = {op.result: op for op in block.ops if op.prim is Prim.CONST}
+        scope.producers = {op.result: op for op in block.ops if len(op.results) == 1
+                           and not op.regions and op.prim not in EFFECTS}
         self.scopes[block] = scope
         return scope
 
