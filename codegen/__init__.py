@@ -16,9 +16,10 @@ Imports flow one way: codegen imports ``sxad.ir`` and ``sxad.prims``; nothing in
 imports codegen or llvmlite except (later) the API layer.
 """
 from . import cache
-from .compiler import NativeKernel, compile_kernel, compile_native, llvm_source
+from .compiler import NativeKernel, bind_fallback, compile_kernel, compile_native, llvm_source
 from .faults import Fault
 from .lowering import ULPS, CodegenError
 
-__all__ = ["CodegenError", "Fault", "NativeKernel", "ULPS", "cache", "compile_kernel",
+__all__ = ["CodegenError", "Fault", "NativeKernel", "ULPS", "bind_fallback", "cache",
+           "compile_kernel",
            "compile_native", "llvm_source"]

@@ -193,6 +193,11 @@ def compile_native(func: Func, name: str | None = None) -> Callable[..., Any]:
     return compile_kernel(func, name).entry
 
 
+def bind_fallback(kernel: NativeKernel, fallback: Callable[..., Any]) -> Callable[..., Any]:
+    """A builtin running ``kernel`` that passes the calls it cannot take to ``fallback``."""
+    return make_builtin(kernel.name, kernel.entry_address, kernel.entry.__doc__ or "", fallback)
+
+
 def llvm_source(func: Func, optimized: bool = True) -> str:
     """The LLVM IR text of ``func``'s module (kernel and entry point), optimized or as emitted."""
     verify(func, result_types)

@@ -1,11 +1,13 @@
 """The CPython entry point of a kernel, emitted in LLVM IR:
 
-    PyObject *entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)   (METH_FASTCALL)
+    PyObject *entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+                                                            (METH_FASTCALL | METH_KEYWORDS)
 
 It unboxes each argument in native code by its parameter type, calls the kernel and boxes the
-results. Arguments it cannot take (wrong count, wrong type) make it return ``NotImplemented``
-without raising, so a Python caller can fall back to its dispatcher, which reports the problem
-by name. Real failures (an int too large for i64, a kernel fault, no memory) return NULL with
+results. Arguments it cannot take (wrong count, wrong type, any keyword) go to the builtin's ``self``: a
+builtin made with a Python callable as ``self`` (``bind_fallback``) calls it with the same
+arguments — the dispatcher, which specialises anew or reports the problem by name — and one
+without returns ``NotImplemented`` without raising. Real failures (an int too large for i64, a kernel fault, no memory) return NULL with
 the exception set.
 
     f64   float or a subclass (np.float64)             → PyFloat_AsDouble
@@ -33,15 +35,16 @@ def emit_entry(module: ir.Module, func: Func, kernel: ir.Function, symbol: str) 
 class _EntryBuilder:
     def __init__(self, module: ir.Module, func: Func, kernel: ir.Function, symbol: str) -> None:
         self.module, self.func = module, func
-        self.fn = ir.Function(module, ir.FunctionType(PTR, [PTR, PTR, INT64]), symbol)
-        _, args, nargs = self.fn.args
-        args.name, nargs.name = "args", "nargs"
+        self.fn = ir.Function(module, ir.FunctionType(PTR, [PTR, PTR, INT64, PTR]), symbol)
+        _, args, nargs, kwnames = self.fn.args
+        args.name, nargs.name, kwnames.name = "args", "nargs", "kwnames"
         self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
         self.likely = branch_weights(module, RARE, 1)
         self.mismatch = self.fn.append_basic_block("not_implemented")
         self.failed = self.fn.append_basic_block("failed")
         self.return_mismatch()
         self.return_null()
+        self.check(self.b.icmp_unsigned("==", kwnames, ir.Constant(PTR, None)), self.mismatch)
         self.check(self.b.icmp_signed("==", nargs, ir.Constant(INT64, len(func.params))),
                    self.mismatch)
         unboxed = [self.unbox(param.type, self.arg(args, i))
@@ -82,7 +85,13 @@ class _EntryBuilder:
                                   ir.Constant(INT32, 0))
 
     def return_mismatch(self) -> None:
+        """Forward the call to ``self`` if the builtin has one, else return NotImplemented."""
         b = ir.IRBuilder(self.mismatch)
+        fallback, args, nargs, kwnames = self.fn.args
+        bound = b.icmp_unsigned("!=", fallback, ir.Constant(PTR, None))
+        with b.if_then(bound):
+            call = self.c_api("PyObject_Vectorcall", PTR, [PTR, PTR, INT64, PTR])
+            b.ret(b.call(call, [fallback, args, nargs, kwnames]))
         result = self.py_object("sxad.py.NotImplemented")
         b.call(self.c_api("Py_IncRef", ir.VoidType(), [PTR]), [result])
         b.ret(result)

@@ -24,7 +24,7 @@ llvm.initialize_native_asmprinter()
 #: The CPython C API functions the entry points call.
 C_API = ("PyFloat_AsDouble", "PyFloat_FromDouble", "PyLong_AsLongLong", "PyLong_FromLongLong",
          "PyBool_FromLong", "PyTuple_New", "PyType_IsSubtype", "PyErr_Occurred",
-         "PyErr_SetString", "PyErr_NoMemory", "Py_IncRef", "Py_DecRef")
+         "PyErr_SetString", "PyErr_NoMemory", "Py_IncRef", "Py_DecRef", "PyObject_Vectorcall")
 
 #: Global symbol name -> the Python object it stands for (its address is the object).
 PY_OBJECTS: dict[str, Any] = {
@@ -38,6 +38,7 @@ PY_OBJECTS: dict[str, Any] = {
 OB_TYPE_OFFSET = 8                                  # PyObject: ob_refcnt, ob_type
 TUPLE_ITEMS_OFFSET = tuple.__basicsize__            # PyTupleObject.ob_item
 METH_FASTCALL = 0x0080
+METH_KEYWORDS = 0x0002
 
 _lock = threading.RLock()
 _symbols_ready = False
@@ -133,12 +134,19 @@ _new_cfunction.restype = ctypes.py_object
 _new_cfunction.argtypes = [ctypes.POINTER(PyMethodDef), ctypes.c_void_p, ctypes.c_void_p]
 
 # A builtin points at its PyMethodDef for its whole life; these are never freed (as numba's).
-_method_defs: list[PyMethodDef] = []
+# One per entry point: every builtin of that entry shares it.
+_method_defs: dict[int, PyMethodDef] = {}
 
 
-def make_builtin(name: str, address: int, doc: str) -> Callable[..., Any]:
-    """A Python builtin whose ``METH_FASTCALL`` implementation is the native code at ``address``."""
-    md = PyMethodDef(name.encode(), address, METH_FASTCALL, doc.encode())
+def make_builtin(name: str, address: int, doc: str,
+                 fallback: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """A Python builtin whose ``METH_FASTCALL | METH_KEYWORDS`` implementation is the native code
+    at ``address``; calls it cannot take go to ``fallback`` (its ``self``; see ``codegen.entry``).
+    The builtin holds a reference to ``fallback``."""
     with _lock:
-        _method_defs.append(md)
-    return _new_cfunction(ctypes.byref(md), None, None)   # NULL self: a function
+        md = _method_defs.get(address)
+        if md is None:
+            md = _method_defs[address] = PyMethodDef(name.encode(), address,
+                                                     METH_FASTCALL | METH_KEYWORDS, doc.encode())
+    # NULL self: a plain function. PyCFunction_NewEx takes its own reference to ``fallback``.
+    return _new_cfunction(ctypes.byref(md), None if fallback is None else id(fallback), None)

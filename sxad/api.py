@@ -129,8 +129,8 @@ def _build(key: _Key) -> Func:
     return optimize(transform(primal, key.wrt))
 
 
-def _kernel(key: _Key) -> Callable:
-    """The compiled program of ``key``, called with arguments converted by ``_CONVERT``."""
+def _compiled(key: _Key) -> Any:
+    """The compiled program of ``key``: a ``codegen.NativeKernel`` or a Python callable."""
     found = _kernels.get(key)
     if found is None:
         with _lock:
@@ -141,20 +141,22 @@ def _kernel(key: _Key) -> Callable:
     return found
 
 
-def _compile(program: Func) -> Callable:
+def _kernel(key: _Key) -> Callable:
+    """The compiled program of ``key`` as a callable taking arguments converted by ``_CONVERT``."""
+    found = _compiled(key)
+    return found.entry if BACKEND == "native" else found
+
+
+def _compile(program: Func) -> Any:
     if BACKEND == "native":
         import codegen  # loads LLVM: only when a kernel is first needed
-        return codegen.compile_native(program)
+        return codegen.compile_kernel(program)
     run = compile_python(program)
 
     def call(*args: Any) -> Any:
         with np.errstate(all="ignore"):  # numpy semantics, quietly: 1/0 is inf
             return run(*args)
     return call
-
-
-def _not_compiled(*args: Any) -> Any:
-    return NotImplemented
 
 
 def _results(value: Any) -> tuple:
@@ -172,7 +174,12 @@ def _scalar(value: Any) -> Any:
 
 
 class _Transformed:
-    """A user function seen through one transformation; remembers the last signature used."""
+    """A user function seen through one transformation; remembers the last signature used.
+
+    Each instance gets a class of its own, so that its ``__call__`` can become the native
+    kernel of the last signature seen (``_install``): a call is then one native function call,
+    which hands the calls it cannot take (other types, keywords) back to ``_dispatch``.
+    """
 
     def __init__(self, fn: Callable, wrt: Any = 0) -> None:
         if isinstance(fn, _Transformed):
@@ -180,11 +187,27 @@ class _Transformed:
                             "use sxad.hessian for second derivatives")
         if not inspect.isfunction(fn):
             raise TypeError(f"{fn!r} is not a Python function sxad can read")
+        cls = type(self)
+        self.__class__ = type(cls.__name__, (cls,), {"__module__": cls.__module__})
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.names = _arg_names(fn)
         self.wrt, self.single = _normalize_wrt(fn, wrt)
         self.last_types: tuple[Type, ...] | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._dispatch(*args, **kwargs)
+
+    def _dispatch(self, *args: Any, **kwargs: Any) -> Any:
+        """Specialise on the argument types, then run (each transformation defines it)."""
+        raise TypeError(f"{type(self).__name__} cannot be called")
+
+    def _install(self, key: _Key) -> None:
+        """Make the native kernel of ``key`` this object's ``__call__``."""
+        if BACKEND == "native":
+            import codegen
+            native = codegen.bind_fallback(_compiled(key), self._dispatch)
+            type(self).__call__ = staticmethod(native)
 
     def _bind(self, args: tuple, kwargs: dict) -> tuple:
         if kwargs or len(args) != len(self.names):
@@ -233,17 +256,13 @@ class ValueAndGrad(_Transformed):
             raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}")
         self.mode = mode
         self.kernels: dict[tuple[Type, ...], Callable] = {}
-        self.fast: Callable = _not_compiled  # the kernel of the last signature seen
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not kwargs:  # the hot path: no Python work when the kernel takes these arguments
-            out = self.fast(*args)
-            if out is not NotImplemented:
-                return out
+    def _dispatch(self, *args: Any, **kwargs: Any) -> Any:
         types, values = self._signature(self._bind(args, kwargs))
         kernel = self.kernels.get(types) or self._prepare(types)
-        if BACKEND == "native" and not kwargs and len(args) == len(self.names):
-            self.fast = kernel
+        if self.mode == "reverse" and (self.single or not self.with_value):
+            kind = "value_and_grad" if self.with_value else "grad"
+            self._install(_Key(self.fn, types, kind, self.wrt))
         return kernel(*values)
 
     def _prepare(self, types: tuple[Type, ...]) -> Callable:
@@ -265,10 +284,7 @@ class ValueAndGrad(_Transformed):
         single, with_value = self.single, self.with_value
 
         def shaped(*values: Any) -> Any:
-            out = kernel(*values)
-            if out is NotImplemented:
-                return out
-            out = _floats(out)
+            out = _floats(kernel(*values))
             grads = out[1] if single else out[1:]
             return (out[0], grads) if with_value else grads
         return shaped
@@ -284,8 +300,6 @@ def _forward_kernel(kernel: Callable, n: int) -> Callable:
 
     def run(*values: Any) -> tuple:
         outs = [kernel(*values, *seed) for seed in seeds]
-        if outs[0] is NotImplemented:
-            return NotImplemented
         return (outs[0][0], *(out[-1] for out in outs))
     return run
 
@@ -314,21 +328,12 @@ value_and_grad.__name__ = "value_and_grad"
 class Jit(_Transformed):
     """``f`` compiled; same results."""
 
-    def __init__(self, fn: Callable) -> None:
-        super().__init__(fn)
-        self.fast: Callable = _not_compiled
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not kwargs:
-            out = self.fast(*args)
-            if out is not NotImplemented:
-                return out
+    def _dispatch(self, *args: Any, **kwargs: Any) -> Any:
         types, values = self._signature(self._bind(args, kwargs))
         key = _Key(self.fn, types, "primal")
         kernel = _kernel(key)
         if BACKEND == "native":
-            if not kwargs and len(args) == len(self.names):
-                self.fast = kernel
+            self._install(key)
             return kernel(*values)
         out = tuple(_scalar(v) for v in _results(kernel(*values)))
         return out if _program(key).tuple_result or len(out) != 1 else out[0]

@@ -15,13 +15,18 @@ import native_programs as P
 
 
 @pytest.fixture(scope="module")
-def mixed():
+def mixed_kernel():
     """f(x: f64, n: i64, p: bool) -> (x·n if p else -x, n + 1, not p)."""
     def build(b, x, n, p):
         scaled = b.mul(x, b.cast(n, F64))
         return [b.select(p, scaled, b.neg(x)), b.add(n, b.const(1)), b.not_(p)]
     func = P.make_func("mixed", [("x", F64), ("n", I64), ("p", BOOL)], build)
-    return codegen.compile_native(func)
+    return codegen.compile_kernel(func)
+
+
+@pytest.fixture(scope="module")
+def mixed(mixed_kernel):
+    return mixed_kernel.entry
 
 
 class Real(float):
@@ -84,9 +89,22 @@ def test_extreme_ints_and_minus_one_are_values(mixed):
     assert mixed(1.0, P.INT64_MIN, False)[1] == P.INT64_MIN + 1
 
 
-def test_keywords_are_refused_by_python(mixed):
-    with pytest.raises(TypeError):
-        mixed(1.0, 2, p=True)
+def test_keywords_are_not_taken(mixed):
+    assert mixed(1.0, 2, p=True) is NotImplemented
+
+
+def test_calls_it_cannot_take_go_to_the_bound_fallback(mixed_kernel):
+    seen = []
+
+    def fallback(*args, **kwargs):
+        seen.append((args, kwargs))
+        return "fallback"
+    bound = codegen.bind_fallback(mixed_kernel, fallback)
+    assert bound(1.0, -1, True) == (-1.0, 0, False)
+    assert bound(1.0, 2, p=True) == "fallback"
+    assert bound("x", 2, True) == "fallback"
+    assert bound(1.0) == "fallback"
+    assert seen == [((1.0, 2), {"p": True}), (("x", 2, True), {}), ((1.0,), {})]
 
 
 def test_many_calls_do_not_leak_references(mixed):
