@@ -3,6 +3,7 @@ types, transforms it (once per signature), optimizes it, compiles it, and caches
 from __future__ import annotations
 
 import functools
+import glob
 import inspect
 import os
 import threading
@@ -12,15 +13,19 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import frontend
+from . import __version__, frontend
 from .ad.forward import jvp_program
 from .ad.reverse import vjp_program
 from .backends.python_source import compile_python, to_python
 from .ir import BOOL, F64, I64, Func, Type, format_func
+from .diskcache import DiskCache, digest
+from .ir import VerifyError, serialize, verify
 from .ir.edit import bind_constants, keep_results
+from .prims import RuleError, result_types
 from .passes import optimize
 
-#: How many times each transformation ran; a cached call adds nothing here.
+#: How many times each transformation ran (by kind), and how many kernels were loaded or
+#: compiled ("kernels"); a call served from the caches adds nothing here.
 stats: Counter[str] = Counter()
 
 _TYPES = {float: F64, int: I64, bool: BOOL, np.float64: F64, np.float32: F64, np.int64: I64,
@@ -103,14 +108,40 @@ _lock = threading.RLock()
 
 
 def _program(key: _Key) -> Func:
-    """The optimized IR of ``key``: built once, then cached."""
+    """The optimized IR of ``key``: built once, then cached in memory and on disk."""
     found = _programs.get(key)
     if found is not None:
         return found
     with _lock:
         if key not in _programs:
-            _programs[key] = _build(key)
+            _programs[key] = _load_or_build(key)
     return _programs[key]
+
+
+# Optimized programs on disk, so a new process skips parsing, differentiation and sympy.
+_saved_programs = DiskCache(".ir", b"SXADIR01")
+
+
+def _load_or_build(key: _Key) -> Func:
+    disk_key = digest("sxad-ir", _compiler_id(), frontend.fingerprint(key.fn),
+                      ",".join(t.name for t in key.types), key.kind, repr(key.wrt))
+    saved = _saved_programs.load(disk_key)
+    if saved is not None:
+        try:
+            return verify(serialize.loads(saved.decode()), result_types)
+        except (serialize.FormatError, VerifyError, RuleError, UnicodeDecodeError):
+            _saved_programs.stats["disk_rejected"] += 1  # a stale or foreign entry: rebuild
+    func = _build(key)
+    _saved_programs.store(disk_key, serialize.dumps(func).encode())
+    return func
+
+
+@functools.lru_cache(maxsize=1)
+def _compiler_id() -> str:
+    """A digest of sxad's own source: any change to the compiler invalidates saved programs."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    files = sorted(glob.glob(os.path.join(root, "**", "*.py"), recursive=True))
+    return digest(__version__, *(open(f, encoding="utf-8").read() for f in files))
 
 
 def _build(key: _Key) -> Func:
@@ -136,7 +167,7 @@ def _compiled(key: _Key) -> Any:
         with _lock:
             found = _kernels.get(key)
             if found is None:
-                stats["compile"] += 1
+                stats["kernels"] += 1
                 found = _kernels[key] = _compile(_program(key))
     return found
 

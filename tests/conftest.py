@@ -1,7 +1,17 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 # The tests import their shared helpers (tolerances, oracles, corpus) by plain name.
 sys.path.insert(0, os.path.dirname(__file__))
 # Verify the IR after every optimization pass while testing.
 os.environ.setdefault("SXAD_VERIFY", "1")
+
+# Every test session uses a cache directory of its own: the user's cache stays untouched, and
+# the compile paths run cold.
+_CACHE = tempfile.mkdtemp(prefix="sxad-test-cache-")
+os.environ["SXAD_CACHE_DIR"] = _CACHE
+os.environ.pop("SXAD_CACHE", None)
+atexit.register(shutil.rmtree, _CACHE, True)

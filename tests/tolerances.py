@@ -13,8 +13,9 @@ TOL = {
     # two backends on the same program (interpreter, generated Python)
     "backends": dict(rtol=1e-13, atol=0.0),
     # the native kernel against the interpreter: libm transcendentals differ from numpy's
-    # by a few ulp (codegen.ULPS), and derivative programs chain several of them
-    "native": dict(rtol=1e-13, atol=1e-300),
+    # by a few ulp (codegen.ULPS); derivative programs chain several of them, and cancellation
+    # (1 − tanh² near saturation) turns an ulp of the operand into a larger relative error
+    "native": dict(rtol=1e-11, atol=1e-14),
     # the seed chapter prints three decimals
     "seed": dict(rtol=0.0, atol=5e-4),
 }

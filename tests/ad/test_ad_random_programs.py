@@ -109,7 +109,7 @@ def test_random_programs_differentiate_correctly(source, x, y, n):
         return
     value, rev = sxad.value_and_grad(fn, wrt=(0, 1))(*args)
     fwd = sxad.grad(fn, wrt=(0, 1), mode="forward")(*args)
-    assert_close(value, expected_value, "backends", source)
+    assert_close(value, expected_value, "native", source)
     fd = smooth_difference(fn, args, (0, 1))
     if fd is None:  # not differentiable here: the modes may differ only by NaN (0·∞ terms)
         both = np.isfinite(fwd) & np.isfinite(rev)
@@ -119,4 +119,4 @@ def test_random_programs_differentiate_correctly(source, x, y, n):
     assert_close(rev, fd, "finite-difference", source)
     program = api._program(api._Key(fn, (F64, F64, I64), "vjp", (0, 1)))
     interpreted = interpret(program, (x, y, n, 1.0))
-    assert_close(interpreted[1:], rev, "backends", source)
+    assert_close(interpreted[1:], rev, "native", source)
