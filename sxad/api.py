@@ -22,7 +22,7 @@ from .diskcache import DiskCache, digest
 from .ir import VerifyError, serialize, verify
 from .ir.edit import bind_constants, keep_results
 from .prims import RuleError, result_types
-from .passes import optimize
+from .passes import DERIVATIVE_PIPELINE, optimize
 
 #: How many times each transformation ran (by kind), and how many kernels were loaded or
 #: compiled ("kernels"); a call served from the caches adds nothing here.
@@ -149,7 +149,8 @@ def _build(key: _Key) -> Func:
     if key.kind == "primal":
         return optimize(frontend.lower(key.fn, key.types))
     if key.kind == "hessian":  # forward mode over the (optimized) adjoint program
-        return optimize(jvp_program(_program(_Key(key.fn, key.types, "vjp", key.wrt)), key.wrt))
+        adjoint = _program(_Key(key.fn, key.types, "vjp", key.wrt))
+        return optimize(jvp_program(adjoint, key.wrt), DERIVATIVE_PIPELINE)
     if key.kind in ("grad", "value_and_grad"):  # the adjoint seeded with 1: what grad runs
         adjoint = _program(_Key(key.fn, key.types, "vjp", key.wrt))
         seeded = bind_constants(adjoint, {len(key.types): 1.0})
@@ -157,7 +158,7 @@ def _build(key: _Key) -> Func:
         return optimize(keep_results(seeded, keep, len(keep) > 1))
     primal = _program(_Key(key.fn, key.types, "primal"))
     transform = jvp_program if key.kind == "jvp" else vjp_program
-    return optimize(transform(primal, key.wrt))
+    return optimize(transform(primal, key.wrt), DERIVATIVE_PIPELINE)
 
 
 def _compiled(key: _Key) -> Any:

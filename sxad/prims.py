@@ -335,9 +335,9 @@ _register(Prim.ATAN2, 2, REAL, np.arctan2, "np.arctan2({0}, {1})", PREC_ATOM,
           lambda sp, a, c: sp.atan2(a, c), _atan2_jvp, _atan2_vjp)
 _register(Prim.HYPOT, 2, REAL, np.hypot, "np.hypot({0}, {1})", PREC_ATOM,
           lambda sp, a, c: sp.sqrt(a * a + c * c), _hypot_jvp, _hypot_vjp)
-_register(Prim.MAX, 2, NUM, np.maximum, "max({0}, {1})", PREC_ATOM,
+_register(Prim.MAX, 2, NUM, np.maximum, "np.maximum({0}, {1})", PREC_ATOM,
           lambda sp, a, c: sp.Max(a, c), *_extremum(Prim.MAX))
-_register(Prim.MIN, 2, NUM, np.minimum, "min({0}, {1})", PREC_ATOM,
+_register(Prim.MIN, 2, NUM, np.minimum, "np.minimum({0}, {1})", PREC_ATOM,
           lambda sp, a, c: sp.Min(a, c), *_extremum(Prim.MIN))
 _register(Prim.ABS, 1, NUM, np.abs, "abs({0})", PREC_ATOM, lambda sp, a: sp.Abs(a),
           _abs_jvp, _abs_vjp)

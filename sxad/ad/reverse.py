@@ -137,7 +137,10 @@ class _Reverse:
     # ------------------------------------------------------------------ phase 1: reverse sweep
     def build(self, wrt: Sequence[int]) -> Func:
         func = self.func
-        cotangents = [Value(F64, suffixed(r, "bar", "y")) for r in func.results if r.type is F64]
+        # An unnamed result is y (out if an argument is called y), so its cotangent is y_bar.
+        unnamed = "out" if "y" in func.arg_names else "y"
+        cotangents = [Value(F64, suffixed(r, "bar", unnamed)) for r in func.results
+                      if r.type is F64]
         b = Emitter([*func.params, *cotangents])
         scope = self.scope_for(func.body, None, b)
         adj = _Adjoints(None, scope.defined, False)
@@ -150,7 +153,7 @@ class _Reverse:
             grads = [named(b, g, suffixed(func.params[i], "bar")) for g, i in zip(grads, wrt)]
         forward = self.augment(func.body)
         body = Block(b.params, (*forward.ops, *b.ops), (*func.results, *grads))
-        names = (*func.arg_names, *(f"{r.hint or 'y'}_bar" for r in floats))
+        names = (*func.arg_names, *(c.hint for c in cotangents))
         return Func(f"{func.name}_vjp", body, names, func.tuple_result)
 
     def scope_for(self, block: Block, parent: _Scope | None, b: Emitter) -> _Scope:

@@ -56,6 +56,7 @@ from ..prims import Emitter
 from ..symbolic_rules import (ALGEBRAIC, EXPENSIVE, OP_COST, PARTIAL, Expr, Plan, Unlowerable,
                               constant, eliminate, forms, invert, kernel_key, kernel_keys, kernels,
                               leaf_symbol, lower, numeric, size, translate)
+from .rewrite import adopt_hints
 
 MAX_TREE_OPS = 40     # larger trees are left alone
 DEF_BOUND = 40        # definitions larger than this are cut to an opaque symbol
@@ -83,7 +84,9 @@ def simplify_symbolic(func: Func, budget: float = 1.0) -> Func:
     if not facts.worth_trying:
         return func
     simplifier = _Simplifier(facts, time.perf_counter() + budget)
-    return func.with_body(simplifier.block(func.body, _Scope()))
+    body = simplifier.block(func.body, _Scope())
+    names = {new: old.hint for old, new in simplifier.rename.items() if old.hint and not new.hint}
+    return adopt_hints(func.with_body(body), names)
 
 
 # --------------------------------------------------------------------------- facts about func

@@ -1,0 +1,248 @@
+"""Algebraic simplification: a table of rewrites keyed by ``Prim``, run to a fixed point.
+
+Only rewrites that keep every inf and nan where it was: no ``x*0 → 0``, no ``x-x → 0``.
+Two rules may flip the sign of a zero result: ``x + 0 → x`` gives ``-0.0`` where
+``-0.0 + 0.0`` gives ``0.0``, and ``0 - x → -x`` the reverse. They are kept because adjoint
+accumulators start at ``0.0``, and derivative code reads far better without the ``0.0 +``.
+``x ** 2 → x * x`` may differ from ``pow`` in the last bit; the rest are exact.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..ir import BOOL, F64, I64, Block, Func, Op, Prim, Value
+from ..prims import Emitter
+from .rewrite import Subst, adopt_hints, is_pure
+
+MAX_ROUNDS = 8
+_LARGEST = {F64: float("inf"), I64: 2 ** 63 - 1}
+
+
+def simplify(func: Func) -> Func:
+    for _ in range(MAX_ROUNDS):
+        rewriter = Simplifier()
+        func = adopt_hints(func.with_body(rewriter.block(func.body)), rewriter.subst.hints)
+        if not rewriter.changed:
+            break
+    return func
+
+
+class Simplifier:
+    """One forward sweep. Rules see each value's defining op and append new ops to ``b``."""
+
+    def __init__(self) -> None:
+        self.subst = Subst()
+        self.defs: dict[Value, Op] = {}
+        self.changed = False
+        self.b = Emitter()
+        self.hint = ""  # the hint of the value being rewritten, for the ops that replace it
+
+    def block(self, block: Block) -> Block:
+        outer, self.b = self.b, Emitter(block.params)
+        for op in block.ops:
+            self.op(op.replace(args=self.subst.all(op.args)))
+        new = self.b.finish(self.subst.all(block.yields))
+        self.b = outer
+        return new
+
+    def op(self, op: Op) -> None:
+        if op.regions:
+            op = op.replace(regions=tuple(self.block(r) for r in op.regions))
+        elif is_pure(op):
+            start, self.hint = len(self.b.ops), op.results[0].hint
+            for rule in RULES.get(op.prim, ()):
+                value = rule(self, op)
+                if value is not None:
+                    self.subst[op.result] = value
+                    self.changed = True
+                    for new in self.b.ops[start:]:
+                        self.defs[new.result] = new
+                    return
+                del self.b.ops[start:]  # a rule that declines leaves nothing behind
+            self.defs[op.result] = op
+        self.b.append(op)
+
+    # ------------------------------------------------------------------ queries for the rules
+
+    def const(self, value: Value) -> Any:
+        """The constant ``value`` holds, or None."""
+        op = self.defs.get(value)
+        return op.attr("value") if op is not None and op.prim is Prim.CONST else None
+
+    def is_const(self, value: Value, number: float) -> bool:
+        c = self.const(value)
+        return c is not None and value.type is not BOOL and c == number
+
+    def negated(self, value: Value) -> Value | None:
+        """The x with ``value = -x``, or None."""
+        op = self.defs.get(value)
+        return op.args[0] if op is not None and op.prim is Prim.NEG else None
+
+    def negated_or_negative(self, value: Value) -> Value | None:
+        """As ``negated``, but also |c| for a negative constant c (``a + -2.0 → a - 2.0``)."""
+        c = self.const(value)
+        if c is not None and value.type is not BOOL and c < 0 and -c <= _LARGEST[value.type]:
+            return self.b.const(-c, value.type)
+        return self.negated(value)
+
+    def producer(self, value: Value, prim: Prim) -> Op | None:
+        op = self.defs.get(value)
+        return op if op is not None and op.prim is prim else None
+
+
+Rule = Callable[[Simplifier, Op], "Value | None"]
+
+
+# --------------------------------------------------------------------------- the rules
+
+def _add_zero(s: Simplifier, op: Op) -> Value | None:
+    """x + 0 → x;  0 + x → x"""
+    a, c = op.args
+    return a if s.is_const(c, 0) else c if s.is_const(a, 0) else None
+
+
+def _add_negation(s: Simplifier, op: Op) -> Value | None:
+    """a + (-c) → a - c;  (-a) + c → c - a"""
+    a, c = op.args
+    nc = s.negated_or_negative(c)
+    if nc is not None:
+        return s.b.sub(a, nc, hint=s.hint)
+    na = s.negated(a)
+    return s.b.sub(c, na, hint=s.hint) if na is not None else None
+
+
+def _sub_zero(s: Simplifier, op: Op) -> Value | None:
+    """x - 0 → x;  0 - x → -x"""
+    a, c = op.args
+    if s.is_const(c, 0):
+        return a
+    return s.b.neg(c, hint=s.hint) if s.is_const(a, 0) else None
+
+
+def _sub_negation(s: Simplifier, op: Op) -> Value | None:
+    """a - (-c) → a + c"""
+    a, c = op.args
+    nc = s.negated_or_negative(c)
+    return s.b.add(a, nc, hint=s.hint) if nc is not None else None
+
+
+def _mul_one(s: Simplifier, op: Op) -> Value | None:
+    """x * 1 → x;  1 * x → x;  x * -1 → -x;  -1 * x → -x"""
+    a, c = op.args
+    for x, k in ((a, c), (c, a)):
+        if s.is_const(k, 1):
+            return x
+        if s.is_const(k, -1):
+            return s.b.neg(x, hint=s.hint)
+    return None
+
+
+def _negations_out(prim: Prim) -> Rule:
+    def rule(s: Simplifier, op: Op) -> Value | None:
+        a, c = op.args
+        na, nc = s.negated(a), s.negated(c)
+        if na is not None and nc is not None:
+            return s.b.emit(prim, na, nc, hint=s.hint)
+        if na is None and nc is None:
+            return None
+        inner = s.b.emit(prim, a if na is None else na, c if nc is None else nc)
+        return s.b.neg(inner, hint=s.hint)
+    rule.__doc__ = (f"(-a) {prim} (-c) → a {prim} c;  "
+                    f"(-a) {prim} c and a {prim} (-c) → -(a {prim} c)")
+    return rule
+
+
+def _div_one(s: Simplifier, op: Op) -> Value | None:
+    """x / 1 → x;  x / -1 → -x"""
+    x, k = op.args
+    if s.is_const(k, 1):
+        return x
+    return s.b.neg(x, hint=s.hint) if s.is_const(k, -1) else None
+
+
+def _neg_neg(s: Simplifier, op: Op) -> Value | None:
+    """-(-x) → x"""
+    return s.negated(op.args[0])
+
+
+def _pow_const(s: Simplifier, op: Op) -> Value | None:
+    """x ** 0 → 1 (even for nan);  x ** 1 → x;  x ** 2 → x * x;  x ** 0.5 → sqrt(x);
+    x ** -1.0 → 1 / x"""
+    x, p = op.args
+    if s.is_const(p, 0):
+        return s.b.const(1, x.type, hint=s.hint)
+    if s.is_const(p, 1):
+        return x
+    if s.is_const(p, 2):
+        return s.b.mul(x, x, hint=s.hint)
+    if x.type is F64 and s.is_const(p, 0.5):
+        return s.b.sqrt(x, hint=s.hint)
+    if x.type is F64 and s.is_const(p, -1):
+        return s.b.div(s.b.const(1.0), x, hint=s.hint)
+    return None
+
+
+def _select_same(s: Simplifier, op: Op) -> Value | None:
+    """select(c, a, a) → a;  select(c, True, False) → c;  select(c, False, True) → not c"""
+    c, a, e = op.args
+    if a is e:
+        return a
+    if a.type is BOOL and s.const(a) is not None and s.const(e) is not None:
+        if s.const(a) and not s.const(e):
+            return c
+        if not s.const(a) and s.const(e):
+            return s.b.not_(c, hint=s.hint)
+    return None
+
+
+def _not_not(s: Simplifier, op: Op) -> Value | None:
+    """not (not x) → x"""
+    inner = s.producer(op.args[0], Prim.NOT)
+    return inner.args[0] if inner is not None else None
+
+
+def _logic_const(absorbing: bool) -> Rule:
+    def rule(s: Simplifier, op: Op) -> Value | None:
+        for x, k in (op.args, op.args[::-1]):
+            c = s.const(k)
+            if c is not None:
+                return k if bool(c) is absorbing else x
+        return None
+    rule.__doc__ = (f"x {'or' if absorbing else 'and'} {absorbing} → {absorbing};  "
+                    f"x {'or' if absorbing else 'and'} {not absorbing} → x")
+    return rule
+
+
+def _cast(s: Simplifier, op: Op) -> Value | None:
+    """cast(x: T, T) → x;  cast(cast(x)) → cast(x) when the inner cast loses nothing"""
+    (x,) = op.args
+    target = op.result.type
+    if x.type == target:
+        return x
+    inner = s.producer(x, Prim.CAST)
+    if inner is None or not _exact_through(inner.args[0].type, x.type, target):
+        return None
+    source = inner.args[0]
+    return source if source.type == target else s.b.cast(source, target, hint=s.hint)
+
+
+def _exact_through(source: Any, middle: Any, target: Any) -> bool:
+    """Whether source → middle → target equals source → target for every source value."""
+    if source is BOOL:  # 0/1 are exact in every type, and cast back to the same bool
+        return True
+    return source is I64 and middle is F64 and target is BOOL  # f64(n) != 0 iff n != 0
+
+
+RULES: dict[Prim, tuple[Rule, ...]] = {
+    Prim.ADD: (_add_zero, _add_negation),
+    Prim.SUB: (_sub_zero, _sub_negation),
+    Prim.MUL: (_mul_one, _negations_out(Prim.MUL)),
+    Prim.DIV: (_div_one, _negations_out(Prim.DIV)),
+    Prim.NEG: (_neg_neg,),
+    Prim.POW: (_pow_const,),
+    Prim.SELECT: (_select_same,),
+    Prim.NOT: (_not_not,),
+    Prim.AND: (_logic_const(False),),
+    Prim.OR: (_logic_const(True),),
+    Prim.CAST: (_cast,),
+}
