@@ -15,3 +15,12 @@ _CACHE = tempfile.mkdtemp(prefix="sxad-test-cache-")
 os.environ["SXAD_CACHE_DIR"] = _CACHE
 os.environ.pop("SXAD_CACHE", None)
 atexit.register(shutil.rmtree, _CACHE, True)
+
+# In CI, hypothesis draws the same examples every run, so a red build is always reproducible;
+# locally it explores new ones each time.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+if os.environ.get("CI"):
+    settings.load_profile("ci")
