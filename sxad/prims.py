@@ -1,6 +1,6 @@
 """Floor 2: every primitive's rules, side by side.
 
-For each primitive: its type rule, its evaluation (numpy scalar semantics), its tangent rule
+For each primitive: its type rule, its evaluation (numpy semantics), its tangent rule
 (``jvp``), its adjoint rule (``vjp``), its Python printing and its sympy form. Control flow
 (``if``/``for``/``while``) and the tape (``push``/``pop``) are structural: the transforms in
 ``sxad.ad`` handle them, and their entries here say so.
@@ -9,6 +9,15 @@ Rule signatures (``b`` is an ``Emitter`` that appends to the program being built
 
 ``jvp(b, xs, dxs, ys) -> Value | None``  ``dxs[i]`` is ``None`` where ``xs[i]`` has no tangent.
 ``vjp(b, yb, xs, ys) -> tuple[Value | None, ...]``  one cotangent contribution per argument.
+Rules of primitives with attributes (``axes``, ``perm``) also take ``attrs=`` (a dict).
+
+Arrays: every primitive of ``RULES`` also acts elementwise on arrays, with numpy broadcasting
+(arguments share one dtype; a scalar broadcasts against any array). Its tangent and adjoint
+rules are written once, for scalars; ``_broadcasting`` fits what they give to the shapes:
+an adjoint contribution goes through ``unbroadcast(c, like=x)`` (sums over the axes where ``x``
+was broadcast), a tangent that may not cover the result's shape through ``broadcast_like``.
+Array-only primitives (reductions, shapes, ``matmul``) live in ``ARRAY_RULES``: ``RULES`` is what
+the native backend lowers today, ``rule_for`` looks in both.
 """
 from __future__ import annotations
 
@@ -18,7 +27,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .ir import BOOL, F64, I64, BlockBuilder, Prim, Type, Value
+from .ir import (BOOL, F32, F64, I64, ArrayType, BlockBuilder, Prim, Type, Value, dtype_of,
+                 is_array, rank_of)
 
 Jvp = Callable[..., Optional[Value]]
 Vjp = Callable[..., tuple]
@@ -27,7 +37,7 @@ Vjp = Callable[..., tuple]
 PREC_COND, PREC_OR, PREC_AND, PREC_NOT, PREC_CMP = 1, 2, 3, 4, 5
 PREC_ADD, PREC_MUL, PREC_UNARY, PREC_POW, PREC_ATOM = 10, 11, 12, 13, 20
 
-NUMPY_TYPE = {F64: np.float64, I64: np.int64, BOOL: np.bool_}
+NUMPY_TYPE = {F64: np.float64, F32: np.float32, I64: np.int64, BOOL: np.bool_}
 
 
 class RuleError(TypeError):
@@ -38,7 +48,7 @@ class RuleError(TypeError):
 class Rule:
     prim: Prim
     arity: int
-    type: Callable[[Sequence[Type]], Type] | None
+    type: Callable[..., Type] | None   # type(arg types) or type(arg types, attrs)
     eval: Callable[..., Any] | None
     python: str | None          # format template over the arguments, ``{0}``, ``{1}``
     prec: int = PREC_ATOM       # precedence of the printed form
@@ -47,14 +57,18 @@ class Rule:
     vjp: Vjp | None = None
     differentiable: bool = True  # False: the derivative is zero everywhere it exists
     structural: bool = False     # handled by the transforms themselves (regions, tape)
+    attrs: tuple[tuple[str, Any], ...] = ()  # the attributes it takes, with their defaults
+    fields: Callable[[dict], dict[str, str]] | None = None  # attrs as text for ``python``
+    array_python: str | None = None  # the Python form on arrays, where it differs
 
 
-RULES: dict[Prim, Rule] = {}
+RULES: dict[Prim, Rule] = {}        # scalar primitives (elementwise on arrays too)
+ARRAY_RULES: dict[Prim, Rule] = {}  # array-only primitives
 
 
 def rule_for(prim: Prim, transform: str = "evaluation") -> Rule:
     """The rule of ``prim``; a clear error if it lacks the one ``transform`` needs."""
-    rule = RULES.get(prim)
+    rule = RULES.get(prim) or ARRAY_RULES.get(prim)
     if rule is None:
         raise RuleError(f"primitive '{prim}' has no rules ({transform} needs them)")
     return rule
@@ -62,28 +76,35 @@ def rule_for(prim: Prim, transform: str = "evaluation") -> Rule:
 
 # --------------------------------------------------------------------------- type rules
 
-def _same(*allowed: Type) -> Callable[[Sequence[Type]], Type]:
-    def check(ts: Sequence[Type]) -> Type:
-        if len(set(ts)) != 1 or ts[0] not in allowed:
+def _shaped(dtype: Type, ts: Sequence[Type]) -> Type:
+    """``dtype``, or an array of it with the largest rank among ``ts`` if any is an array."""
+    if not any(is_array(t) for t in ts):
+        return dtype
+    return ArrayType(dtype, max(rank_of(t) for t in ts))
+
+
+def _same(*allowed: Type, result: Type | None = None) -> Callable[..., Type]:
+    """Elementwise: arguments of one dtype in ``allowed`` (scalars or arrays, broadcasting)."""
+    def check(ts: Sequence[Type], attrs: Any = None) -> Type:
+        dtypes = {dtype_of(t) for t in ts}
+        if len(dtypes) != 1 or dtype_of(ts[0]) not in allowed:
             raise RuleError(f"expected {len(ts)} arguments of one type in "
                             f"{', '.join(map(str, allowed))}, got {', '.join(map(str, ts))}")
-        return ts[0]
+        return _shaped(result or dtype_of(ts[0]), ts)
     return check
 
 
-def _compare(ts: Sequence[Type]) -> Type:
-    _same(F64, I64, BOOL)(ts)
-    return BOOL
+_compare = _same(F64, F32, I64, BOOL, result=BOOL)
 
 
-def _select(ts: Sequence[Type]) -> Type:
-    if ts[0] is not BOOL or ts[1] != ts[2]:
+def _select(ts: Sequence[Type], attrs: Any = None) -> Type:
+    if dtype_of(ts[0]) is not BOOL or dtype_of(ts[1]) != dtype_of(ts[2]):
         raise RuleError(f"select needs (bool, T, T), got {', '.join(map(str, ts))}")
-    return ts[1]
+    return _shaped(dtype_of(ts[1]), ts)
 
 
-NUM = _same(F64, I64)
-REAL = _same(F64)
+NUM = _same(F64, F32, I64)
+REAL = _same(F64, F32)
 LOGIC = _same(BOOL)
 
 
@@ -91,9 +112,42 @@ LOGIC = _same(BOOL)
 
 def _register(prim: Prim, arity: int, type_: Any, eval_: Any, python: str | None,
               prec: int = PREC_ATOM, sym: Any = None, jvp: Any = None, vjp: Any = None,
-              differentiable: bool = True, structural: bool = False) -> None:
+              differentiable: bool = True, structural: bool = False,
+              array_python: str | None = None) -> None:
+    if arity >= 2 and jvp is not None and not structural:
+        jvp, vjp = _broadcasting(prim, jvp, vjp)
     RULES[prim] = Rule(prim, arity, type_, eval_, python, prec, sym, jvp, vjp,
-                       differentiable, structural)
+                       differentiable, structural, array_python=array_python)
+
+
+# Tangent rules that may give a value not covering the result's shape: ``ẋ₀ + ẋ₁`` with only
+# ẋ₀ present has ``x₀``'s shape. The others always involve every argument (or ``y``).
+_PARTIAL_TANGENT = frozenset({Prim.ADD, Prim.SUB, Prim.MOD})
+
+
+def _broadcasting(prim: Prim, jvp: Jvp, vjp: Vjp) -> tuple[Jvp, Vjp]:
+    """``jvp``/``vjp`` of an elementwise prim, fitted to numpy broadcasting: a tangent is
+    broadcast to the result's shape where it may not cover it, an adjoint contribution summed
+    back to its argument's shape (``unbroadcast``) unless that is surely the result's shape."""
+    def fitted_jvp(b: Emitter, xs, dxs, ys):
+        dy = jvp(b, xs, dxs, ys)
+        y = ys[0]
+        if dy is None or not is_array(y.type):
+            return dy
+        arrays = [k for k, x in enumerate(xs) if is_array(x.type)]
+        covers = dy.type == y.type and (len(arrays) == 1 or (
+            prim not in _PARTIAL_TANGENT or all(dxs[k] is not None for k in arrays)))
+        return dy if covers else b.broadcast_like(dy, y)
+
+    def fitted_vjp(b: Emitter, yb, xs, ys):
+        bars = vjp(b, yb, xs, ys)
+        if not is_array(ys[0].type):
+            return bars
+        arrays = [x for x in xs if is_array(x.type)]
+        return tuple(c if c is None or (arrays == [x] and c.type == x.type)
+                     else b.unbroadcast(c, x) for c, x in zip(bars, xs))
+    fitted_jvp.__doc__, fitted_vjp.__doc__ = jvp.__doc__, vjp.__doc__
+    return fitted_jvp, fitted_vjp
 
 
 def _zero_jvp(b: "Emitter", xs: Sequence[Value], dxs: Sequence, ys: Sequence[Value]) -> None:
@@ -155,15 +209,16 @@ _register(Prim.CONST, 0, None, None, None, differentiable=False)
 
 def _cast_jvp(b, xs, dxs, ys):
     """ẏ = cast(ẋ) between real types; zero otherwise"""
-    return b.cast(dxs[0], ys[0].type) if ys[0].type is F64 and xs[0].type is F64 else None
+    return b.cast(dxs[0], ys[0].type) if ys[0].type.is_float and xs[0].type.is_float else None
 
 
 def _cast_vjp(b, yb, xs, ys):
     """x̄ += cast(ȳ) between real types; zero otherwise"""
-    return (b.cast(yb, xs[0].type) if xs[0].type is F64 else None,)
+    return (b.cast(yb, xs[0].type) if xs[0].type.is_float else None,)
 
 
-_register(Prim.CAST, 1, None, None, "{t}({0})", PREC_ATOM, None, _cast_jvp, _cast_vjp)
+_register(Prim.CAST, 1, None, None, "{t}({0})", PREC_ATOM, None, _cast_jvp, _cast_vjp,
+          array_python="{0}.astype({t})")
 
 
 def _add_jvp(b, xs, dxs, ys):
@@ -243,7 +298,7 @@ def _pow_vjp(b, yb, xs, ys):
 
 
 def _pow_dx(b: "Emitter", x: Value, p: Value) -> Value:
-    return b.mul(p, b.pow(x, b.sub(p, b.const(1.0))))
+    return b.mul(p, b.pow(x, b.sub(p, b.const_like(1.0, p))))
 
 
 def _atan2_vjp(b, yb, xs, ys):
@@ -279,25 +334,25 @@ def _pick_first(b: "Emitter", prim: Prim, xs: Sequence[Value]) -> Value:
 def _extremum(prim: Prim):
     def jvp(b, xs, dxs, ys):
         """ẏ = ẋ of the argument chosen"""
-        zero = b.zero(ys[0].type)
+        zero = b.zero(dtype_of(ys[0].type))
         return b.select(_pick_first(b, prim, xs), dxs[0] or zero, dxs[1] or zero)
 
     def vjp(b, yb, xs, ys):
         """x̄ of the argument chosen += ȳ"""
-        first, zero = _pick_first(b, prim, xs), b.zero(yb.type)
+        first, zero = _pick_first(b, prim, xs), b.zero(dtype_of(yb.type))
         return (b.select(first, yb, zero), b.select(first, zero, yb))
     return jvp, vjp
 
 
 def _select_jvp(b, xs, dxs, ys):
     """ẏ = ȧ if c else ḃ"""
-    zero = b.zero(ys[0].type)
+    zero = b.zero(dtype_of(ys[0].type))
     return b.select(xs[0], dxs[1] or zero, dxs[2] or zero)
 
 
 def _select_vjp(b, yb, xs, ys):
     """ā += ȳ if c else 0; b̄ += 0 if c else ȳ"""
-    zero = b.zero(yb.type)
+    zero = b.zero(dtype_of(yb.type))
     return (None, b.select(xs[0], yb, zero), b.select(xs[0], zero, yb))
 
 
@@ -309,6 +364,12 @@ def _abs_jvp(b, xs, dxs, ys):
 def _abs_vjp(b, yb, xs, ys):
     """x̄ += ȳ·sign(x)"""
     return (b.mul(yb, b.sign(xs[0])),)
+
+
+def _np_select(c: Any, a: Any, e: Any) -> Any:
+    if np.ndim(c) or np.ndim(a) or np.ndim(e):
+        return np.where(c, a, e)
+    return a if c else e
 
 
 def _np_floordiv(a: Any, c: Any) -> Any:
@@ -347,9 +408,9 @@ _register(Prim.FLOOR, 1, REAL, np.floor, "np.floor({0})", PREC_ATOM,
           lambda sp, a: sp.floor(a), _zero_jvp, _zero_vjp, differentiable=False)
 _register(Prim.CEIL, 1, REAL, np.ceil, "np.ceil({0})", PREC_ATOM,
           lambda sp, a: sp.ceiling(a), _zero_jvp, _zero_vjp, differentiable=False)
-_register(Prim.SELECT, 3, _select, lambda c, a, e: a if c else e, "{1} if {0} else {2}",
+_register(Prim.SELECT, 3, _select, _np_select, "{1} if {0} else {2}",
           PREC_COND, lambda sp, c, a, e: sp.Piecewise((a, c), (e, True)),
-          _select_jvp, _select_vjp)
+          _select_jvp, _select_vjp, array_python="np.where({0}, {1}, {2})")
 
 for _prim, _fn, _text, _prec in [
         (Prim.LT, np.less, "{0} < {1}", PREC_CMP), (Prim.LE, np.less_equal, "{0} <= {1}", PREC_CMP),
@@ -359,11 +420,12 @@ for _prim, _fn, _text, _prec in [
     _register(_prim, 2, _compare, _fn, _text, _prec, None, _zero_jvp, _zero_vjp,
               differentiable=False)
 _register(Prim.AND, 2, LOGIC, np.logical_and, "{0} and {1}", PREC_AND, None,
-          _zero_jvp, _zero_vjp, differentiable=False)
+          _zero_jvp, _zero_vjp, differentiable=False,
+          array_python="np.logical_and({0}, {1})")
 _register(Prim.OR, 2, LOGIC, np.logical_or, "{0} or {1}", PREC_OR, None,
-          _zero_jvp, _zero_vjp, differentiable=False)
+          _zero_jvp, _zero_vjp, differentiable=False, array_python="np.logical_or({0}, {1})")
 _register(Prim.NOT, 1, LOGIC, np.logical_not, "not {0}", PREC_NOT, None,
-          _zero_jvp, _zero_vjp, differentiable=False)
+          _zero_jvp, _zero_vjp, differentiable=False, array_python="np.logical_not({0})")
 
 
 def _d_exp(b, x, y):
@@ -373,7 +435,7 @@ def _d_exp(b, x, y):
 
 def _d_expm1(b, x, y):
     """(y + 1)"""
-    return b.add(y, b.const(1.0))
+    return b.add(y, b.const_like(1.0, y))
 
 
 def _d_sin(b, x, y):
@@ -388,7 +450,7 @@ def _d_cos(b, x, y):
 
 def _d_tan(b, x, y):
     """(1 + y²)"""
-    return b.add(b.const(1.0), b.mul(y, y))
+    return b.add(b.const_like(1.0, y), b.mul(y, y))
 
 
 def _d_sinh(b, x, y):
@@ -403,7 +465,7 @@ def _d_cosh(b, x, y):
 
 def _d_tanh(b, x, y):
     """(1 − y²)"""
-    return b.sub(b.const(1.0), b.mul(y, y))
+    return b.sub(b.const_like(1.0, y), b.mul(y, y))
 
 
 def _den_log(b, x, y):
@@ -413,17 +475,17 @@ def _den_log(b, x, y):
 
 def _den_log1p(b, x, y):
     """1 + x"""
-    return b.add(b.const(1.0), x)
+    return b.add(b.const_like(1.0, x), x)
 
 
 def _den_sqrt(b, x, y):
     """2·y"""
-    return b.mul(b.const(2.0), y)
+    return b.mul(b.const_like(2.0, y), y)
 
 
 def _den_asin(b, x, y):
     """√(1 − x²)"""
-    return b.sqrt(b.sub(b.const(1.0), b.mul(x, x)))
+    return b.sqrt(b.sub(b.const_like(1.0, x), b.mul(x, x)))
 
 
 def _den_acos(b, x, y):
@@ -433,7 +495,7 @@ def _den_acos(b, x, y):
 
 def _den_atan(b, x, y):
     """1 + x²"""
-    return b.add(b.const(1.0), b.mul(x, x))
+    return b.add(b.const_like(1.0, x), b.mul(x, x))
 
 
 smooth_unary(Prim.EXP, np.exp, "np.exp({0})", lambda sp, a: sp.exp(a), _d_exp)
@@ -455,65 +517,397 @@ for _prim in (Prim.IF, Prim.FOR, Prim.WHILE, Prim.PUSH, Prim.POP):
     _register(_prim, -1, None, None, None, structural=True)
 
 
+# --------------------------------------------------------------------------- array-only rules
+
+def _register_array(prim: Prim, arity: int, type_: Any, eval_: Any, python: str,
+                    jvp: Any, vjp: Any, prec: int = PREC_ATOM, differentiable: bool = True,
+                    attrs: tuple[tuple[str, Any], ...] = (),
+                    fields: Callable[[dict], dict[str, str]] | None = None) -> None:
+    ARRAY_RULES[prim] = Rule(prim, arity, type_, eval_, python, prec, None, jvp, vjp,
+                             differentiable, attrs=attrs, fields=fields)
+
+
+def _array_arg(prim: str, t: Type, dtypes: Sequence[Type] = (F64, F32, I64, BOOL)) -> ArrayType:
+    if not is_array(t) or t.dtype not in dtypes:
+        raise RuleError(f"{prim} needs an array of {', '.join(map(str, dtypes))}, got {t}")
+    return t
+
+
+def _axes(attrs: dict, rank: int) -> tuple[int, ...]:
+    """The ``axes`` attribute checked against ``rank``; None means every axis."""
+    axes = attrs.get("axes")
+    if axes is None:
+        return tuple(range(rank))
+    axes = tuple(axes)
+    if list(axes) != sorted(set(axes)) or any(not 0 <= a < rank for a in axes):
+        raise RuleError(f"axes {axes} are not sorted distinct axes of a rank-{rank} array")
+    return axes
+
+
+def _scalar_or_array(dtype: Type, rank: int) -> Type:
+    """Rank 0 is a scalar: what a full reduction or ``vector @ vector`` gives, as in numpy."""
+    return ArrayType(dtype, rank) if rank else dtype
+
+
+# unbroadcast / broadcast_like: the pair every broadcasting op's derivative goes through
+
+def np_unbroadcast(ct: Any, like: Any) -> Any:
+    """``ct`` summed over the axes where an array of ``like``'s shape was broadcast to it."""
+    shape = np.shape(like)
+    ct = np.asarray(ct)
+    lead = ct.ndim - len(shape)
+    if lead:
+        ct = ct.sum(axis=tuple(range(lead)))
+    ones = tuple(k for k, n in enumerate(shape) if n == 1 and ct.shape[k] != 1)
+    return ct.sum(axis=ones, keepdims=True) if ones else ct
+
+
+def _unbroadcast_type(ts: Sequence[Type], attrs: Any = None) -> Type:
+    ct, like = ts
+    if dtype_of(ct) != dtype_of(like) or rank_of(ct) < rank_of(like):
+        raise RuleError(f"unbroadcast needs a cotangent of the like's dtype and at least its "
+                        f"rank, got {ct}, {like}")
+    return like
+
+
+def _unbroadcast_jvp(b, xs, dxs, ys):
+    """ẏ = unbroadcast(ċt, like)"""
+    return dxs[0] and b.unbroadcast(dxs[0], xs[1])
+
+
+def _unbroadcast_vjp(b, yb, xs, ys):
+    """c̄t += broadcast_like(ȳ, ct)"""
+    return (b.broadcast_like(yb, xs[0]), None)
+
+
+def _broadcast_like_type(ts: Sequence[Type], attrs: Any = None) -> Type:
+    x, like = ts
+    if not is_array(like) or rank_of(x) > like.rank:
+        raise RuleError(f"broadcast_like needs an array of at least the rank of {x}, got {like}")
+    return ArrayType(dtype_of(x), like.rank)
+
+
+def _broadcast_like_jvp(b, xs, dxs, ys):
+    """ẏ = broadcast_like(ẋ, like)"""
+    return dxs[0] and b.broadcast_like(dxs[0], xs[1])
+
+
+def _broadcast_like_vjp(b, yb, xs, ys):
+    """x̄ += unbroadcast(ȳ, x)"""
+    return (b.unbroadcast(yb, xs[0]), None)
+
+
+_register_array(Prim.UNBROADCAST, 2, _unbroadcast_type, np_unbroadcast,
+                "_unbroadcast({0}, {1})", _unbroadcast_jvp, _unbroadcast_vjp)
+_register_array(Prim.BROADCAST_LIKE, 2, _broadcast_like_type,
+                lambda x, like: np.broadcast_to(x, np.shape(like)),
+                "np.broadcast_to({0}, np.shape({1}))", _broadcast_like_jvp, _broadcast_like_vjp)
+
+
+# shapes
+
+def _expand_dims_type(ts: Sequence[Type], attrs: dict) -> Type:
+    (x,) = ts
+    rank = rank_of(x) + len(attrs["axes"])
+    if rank > 4:
+        raise RuleError(f"expand_dims of {x} by {attrs['axes']} passes rank 4")
+    _axes(attrs, rank)
+    return ArrayType(dtype_of(x), rank)
+
+
+def _expand_dims_jvp(b, xs, dxs, ys, attrs):
+    """ẏ = expand_dims(ẋ)"""
+    return dxs[0] and b.expand_dims(dxs[0], **attrs)
+
+
+def _expand_dims_vjp(b, yb, xs, ys, attrs):
+    """x̄ += sum(ȳ over the new axes)"""
+    return (b.reduce_sum(yb, **attrs),)
+
+
+def _dim_type(ts: Sequence[Type], attrs: dict) -> Type:
+    x = _array_arg("dim", ts[0])
+    if not 0 <= attrs["axis"] < x.rank:
+        raise RuleError(f"dim: no axis {attrs['axis']} in {x}")
+    return I64
+
+
+def _zeros_like_type(ts: Sequence[Type], attrs: Any = None) -> Type:
+    return _array_arg("zeros_like", ts[0])
+
+
+def _transpose_type(ts: Sequence[Type], attrs: dict) -> Type:
+    x = _array_arg("transpose", ts[0])
+    if sorted(_perm(attrs, x.rank)) != list(range(x.rank)):
+        raise RuleError(f"transpose: {attrs['perm']} is no permutation of {x.rank} axes")
+    return x
+
+
+def _perm(attrs: dict, rank: int) -> tuple[int, ...]:
+    perm = attrs.get("perm")
+    return tuple(reversed(range(rank))) if perm is None else tuple(perm)
+
+
+def _transpose_jvp(b, xs, dxs, ys, attrs):
+    """ẏ = transpose(ẋ, perm)"""
+    return dxs[0] and b.transpose(dxs[0], **attrs)
+
+
+def _transpose_vjp(b, yb, xs, ys, attrs):
+    """x̄ += transpose(ȳ, perm⁻¹)"""
+    perm = _perm(attrs, rank_of(xs[0].type))
+    return (b.transpose(yb, perm=tuple(int(k) for k in np.argsort(perm))),)
+
+
+def _axis_text(attrs: dict) -> dict[str, str]:
+    axes, keep = attrs.get("axes"), attrs.get("keepdims")
+    text = "" if axes is None else f", axis={axes[0] if len(axes) == 1 else tuple(axes)}"
+    return {"axis": text + (", keepdims=True" if keep else "")}
+
+
+_register_array(Prim.EXPAND_DIMS, 1, _expand_dims_type,
+                lambda x, axes: np.expand_dims(x, tuple(axes)), "np.expand_dims({0}, {axes})",
+                _expand_dims_jvp, _expand_dims_vjp, attrs=(("axes", (0,)),),
+                fields=lambda a: {"axes": str(tuple(a["axes"]))})
+_register_array(Prim.DIM, 1, _dim_type, lambda x, axis: np.int64(np.shape(x)[axis]),
+                "{0}.shape[{axis}]", _zero_jvp, _zero_vjp, differentiable=False,
+                attrs=(("axis", 0),), fields=lambda a: {"axis": str(a["axis"])})
+_register_array(Prim.ZEROS_LIKE, 1, _zeros_like_type, np.zeros_like, "np.zeros_like({0})",
+                _zero_jvp, _zero_vjp, differentiable=False)
+_register_array(Prim.TRANSPOSE, 1, _transpose_type,
+                lambda x, perm: np.transpose(x, perm), "np.transpose({0}{perm})",
+                _transpose_jvp, _transpose_vjp, attrs=(("perm", None),),
+                fields=lambda a: {"perm": "" if a["perm"] is None else f", {tuple(a['perm'])}"})
+
+
+# reductions
+
+def _reduce_type(name: str, dtypes: Sequence[Type]) -> Callable[..., Type]:
+    def check(ts: Sequence[Type], attrs: dict) -> Type:
+        x = _array_arg(name, ts[0], dtypes)
+        axes = _axes(attrs, x.rank)
+        if attrs["keepdims"]:
+            return x
+        return _scalar_or_array(x.dtype, x.rank - len(axes))
+    return check
+
+
+def _kept(b: "Emitter", y: Value, x: Value, attrs: dict) -> Value:
+    """A reduction's result (or its cotangent) with the reduced axes back, as size 1."""
+    if attrs["keepdims"]:
+        return y
+    return b.expand_dims(y, axes=_axes(attrs, rank_of(x.type)))
+
+
+def _sum_jvp(b, xs, dxs, ys, attrs):
+    """ẏ = sum(ẋ)"""
+    return dxs[0] and b.reduce_sum(dxs[0], **attrs)
+
+
+def _sum_vjp(b, yb, xs, ys, attrs):
+    """x̄ += ȳ broadcast back over the reduced axes"""
+    return (b.broadcast_like(_kept(b, yb, xs[0], attrs), xs[0]),)
+
+
+def _argmax_weights(b: "Emitter", x: Value, y: Value, attrs: dict) -> Value:
+    """1/k where x equals the extremum of its slice (k of them tie there), else 0."""
+    mask = b.cast(b.eq(x, _kept(b, y, x, attrs)), x.type)
+    count = b.reduce_sum(mask, axes=attrs["axes"], keepdims=True)
+    return b.div(mask, count)
+
+
+def _extremum_jvp(b, xs, dxs, ys, attrs):
+    """ẏ = sum(w·ẋ), w = 1/k at the k positions equal to the extremum, else 0"""
+    if dxs[0] is None:
+        return None
+    return b.reduce_sum(b.mul(_argmax_weights(b, xs[0], ys[0], attrs), dxs[0]), **attrs)
+
+
+def _extremum_vjp(b, yb, xs, ys, attrs):
+    """x̄ += w·ȳ, w = 1/k at the k positions equal to the extremum (ties split evenly)"""
+    return (b.mul(_argmax_weights(b, xs[0], ys[0], attrs), _kept(b, yb, xs[0], attrs)),)
+
+
+def _prod_jvp(b, xs, dxs, ys, attrs):
+    """ẏ = sum(ẋ·y/x)  (undefined where some x = 0)"""
+    x = xs[0]
+    if dxs[0] is None:
+        return None
+    return b.reduce_sum(b.div(b.mul(dxs[0], _kept(b, ys[0], x, attrs)), x), **attrs)
+
+
+def _prod_vjp(b, yb, xs, ys, attrs):
+    """x̄ += ȳ·y/x  (undefined where some x = 0)"""
+    x = xs[0]
+    return (b.div(_kept(b, b.mul(yb, ys[0]), x, attrs), x),)
+
+
+_REDUCE_ATTRS = (("axes", None), ("keepdims", False))
+for _prim, _fn, _jvp, _vjp in [(Prim.REDUCE_SUM, "sum", _sum_jvp, _sum_vjp),
+                               (Prim.REDUCE_MAX, "max", _extremum_jvp, _extremum_vjp),
+                               (Prim.REDUCE_MIN, "min", _extremum_jvp, _extremum_vjp),
+                               (Prim.REDUCE_PROD, "prod", _prod_jvp, _prod_vjp)]:
+    _register_array(_prim, 1, _reduce_type(_fn, (F64, F32, I64)),
+                    lambda x, axes, keepdims, _f=getattr(np, _fn): _f(
+                        x, axis=None if axes is None else tuple(axes), keepdims=keepdims),
+                    f"np.{_fn}({{0}}{{axis}})", _jvp, _vjp, attrs=_REDUCE_ATTRS,
+                    fields=_axis_text)
+
+
+# linear algebra
+
+def _matmul_type(ts: Sequence[Type], attrs: Any = None) -> Type:
+    a, c = ts
+    ranks = (rank_of(a), rank_of(c))
+    if dtype_of(a) != dtype_of(c) or dtype_of(a) not in (F64, F32, I64) or \
+            not (is_array(a) and is_array(c)) or ranks not in _MATMUL_RANK:
+        raise RuleError(f"matmul needs vectors or matrices of one dtype, got {a}, {c}")
+    return _scalar_or_array(a.dtype, _MATMUL_RANK[ranks])
+
+
+_MATMUL_RANK = {(1, 1): 0, (2, 1): 1, (1, 2): 1, (2, 2): 2}
+
+
+def _matmul_jvp(b, xs, dxs, ys):
+    """ẏ = ȧ·c + a·ċ"""
+    a, c = xs
+    return _sum(b, [dxs[0] and b.matmul(dxs[0], c), dxs[1] and b.matmul(a, dxs[1])])
+
+
+def _outer(b: "Emitter", u: Value, v: Value) -> Value:
+    """u ⊗ v for vectors: u[:, None] · v[None, :]"""
+    return b.mul(b.expand_dims(u, axes=(1,)), b.expand_dims(v, axes=(0,)))
+
+
+def _matmul_vjp(b, yb, xs, ys):
+    """ā += ȳ·cᵀ; c̄ += aᵀ·ȳ  (outer products and scalings for the vector cases)"""
+    a, c = xs
+    ranks = (rank_of(a.type), rank_of(c.type))
+    if ranks == (1, 1):
+        return (b.mul(yb, c), b.mul(yb, a))
+    if ranks == (2, 1):
+        return (_outer(b, yb, c), b.matmul(yb, a))
+    if ranks == (1, 2):
+        return (b.matmul(c, yb), _outer(b, a, yb))
+    return (b.matmul(yb, b.transpose(c)), b.matmul(b.transpose(a), yb))
+
+
+_register_array(Prim.MATMUL, 2, _matmul_type, np.matmul, "{0} @ {1}", _matmul_jvp,
+                _matmul_vjp, prec=PREC_MUL)
+
+
 # --------------------------------------------------------------------------- emitter
 
 class Emitter(BlockBuilder):
-    """A block builder that types each op by its rule: ``b.mul(x, y)``, ``b.const(1.0)``."""
+    """A block builder that types each op by its rule: ``b.mul(x, y)``, ``b.const(1.0)``,
+    ``b.reduce_sum(x, axes=(0,))``."""
 
-    def emit(self, prim: Prim, *args: Value, hint: str = "") -> Value:
+    def emit(self, prim: Prim, *args: Value, hint: str = "", **attrs: Any) -> Value:
         rule = rule_for(prim)
+        unknown = set(attrs) - {k for k, _ in rule.attrs}
+        if unknown:
+            raise RuleError(f"{prim} takes no attribute {', '.join(sorted(unknown))}")
+        full = tuple((k, _attr_value(attrs.get(k, default))) for k, default in rule.attrs)
         try:
-            result_type = rule.type([a.type for a in args])
+            result_type = _type_of(rule, [a.type for a in args], full)
         except RuleError as err:
             raise RuleError(f"{prim}: {err}") from None
-        return self.op(prim, args, [result_type], hints=[hint])[0]
+        return self.op(prim, args, [result_type], attrs=full, hints=[hint])[0]
 
     def const(self, value: Any, type_: Type | None = None, hint: str = "") -> Value:
         if type_ is None:
             type_ = BOOL if isinstance(value, (bool, np.bool_)) else (
                 I64 if isinstance(value, (int, np.integer)) else F64)
-        value = {F64: float, I64: int, BOOL: bool}[type_](value)
+        value = _PYTHON[type_](NUMPY_TYPE[type_](value))  # an f32 constant holds an f32 value
         return self.op(Prim.CONST, (), [type_], attrs=[("value", value)], hints=[hint])[0]
+
+    def const_like(self, value: Any, like: Value, hint: str = "") -> Value:
+        """A scalar constant of ``like``'s element type (it broadcasts against ``like``)."""
+        return self.const(value, dtype_of(like.type), hint)
 
     def zero(self, type_: Type) -> Value:
         return self.const(0, type_)
 
+    def zeros_like(self, value: Value, hint: str = "") -> Value:
+        """A zero of ``value``'s type and shape: a constant for a scalar."""
+        if not is_array(value.type):
+            return self.const(0, value.type, hint)
+        return self.emit(Prim.ZEROS_LIKE, value, hint=hint)
+
     def cast(self, value: Value, type_: Type, hint: str = "") -> Value:
+        """``value`` as ``type_``; for an array, ``type_`` may name the element type alone."""
+        if is_array(value.type) and not is_array(type_):
+            type_ = ArrayType(type_, value.type.rank)
         if value.type == type_:
             return value
         return self.op(Prim.CAST, (value,), [type_], hints=[hint])[0]
 
 
+_PYTHON = {F64: float, F32: float, I64: int, BOOL: bool}
+
+
+def _attr_value(value: Any) -> Any:
+    """Attributes are hashable plain data: axes as tuples of ints."""
+    if isinstance(value, (list, tuple)):
+        return tuple(int(v) for v in value)
+    return value
+
+
+def _type_of(rule: Rule, types: list[Type], attrs: tuple[tuple[str, Any], ...]) -> Type:
+    if rule.attrs:
+        return rule.type(types, dict(attrs))
+    return rule.type(types)
+
+
+def rule_attrs(rule: Rule, op: Any) -> dict[str, Any]:
+    """The keyword arguments ``op``'s derivative rules take: ``attrs=`` if it has any."""
+    return {"attrs": dict(op.attrs)} if rule.attrs else {}
+
+
 def _method(prim: Prim) -> Callable[..., Value]:
-    def method(self: Emitter, *args: Value, hint: str = "") -> Value:
-        return self.emit(prim, *args, hint=hint)
+    def method(self: Emitter, *args: Value, hint: str = "", **attrs: Any) -> Value:
+        return self.emit(prim, *args, hint=hint, **attrs)
     method.__name__ = prim.value
     return method
 
 
-for _prim, _rule in RULES.items():
-    if _rule.type is not None and _prim not in (Prim.CAST,):
-        _name = _prim.value + ("_" if keyword.iskeyword(_prim.value) else "")
+for _prim, _rule in [*RULES.items(), *ARRAY_RULES.items()]:
+    _name = _prim.value + ("_" if keyword.iskeyword(_prim.value) else "")
+    if _rule.type is not None and _prim is not Prim.CAST and not hasattr(Emitter, _name):
         setattr(Emitter, _name, _method(_prim))
 
 
 def evaluate(op: Any, args: Sequence[Any]) -> Any:
-    """The value of a scalar op on numpy scalars (the interpreter's reference semantics)."""
+    """The value of an op on numpy values (the interpreter's reference semantics): numpy
+    scalars for scalar types, ndarrays of the exact dtype for array types."""
+    result = op.results[0].type
     if op.prim is Prim.CONST:
         return _const_eval(op)
     if op.prim is Prim.CAST:
-        return NUMPY_TYPE[op.results[0].type](args[0])
+        if is_array(result):
+            return np.asarray(args[0]).astype(NUMPY_TYPE[result.dtype])
+        return NUMPY_TYPE[result](args[0])
     rule = rule_for(op.prim)
-    return rule.eval(*args)
+    value = rule.eval(*args, **dict(op.attrs)) if rule.attrs else rule.eval(*args)
+    if is_array(result):
+        return np.asarray(value, dtype=NUMPY_TYPE[result.dtype])
+    if op.prim in ARRAY_RULES:
+        return NUMPY_TYPE[result](value)
+    return value
 
 
-__all__ = ["Emitter", "RULES", "Rule", "RuleError", "evaluate", "rule_for", "NUMPY_TYPE"]
+__all__ = ["ARRAY_RULES", "Emitter", "RULES", "Rule", "RuleError", "evaluate", "rule_attrs",
+           "rule_for", "NUMPY_TYPE"]
 
 
 def result_types(op: Any) -> Sequence[Any] | None:
     """The result types ``op``'s rule gives its arguments (for ``ir.verify``)."""
-    if op.prim in (Prim.CONST, Prim.CAST, Prim.POP):
+    if op.prim in (Prim.CONST, Prim.POP):
         return None
     if op.prim is Prim.PUSH:
         return ()
-    return (rule_for(op.prim).type([a.type for a in op.args]),)
+    if op.prim is Prim.CAST:  # any element type, the argument's rank
+        (x,), (y,) = op.args, op.results
+        return (ArrayType(dtype_of(y.type), x.type.rank) if is_array(x.type) else
+                dtype_of(y.type),)
+    return (_type_of(rule_for(op.prim), [a.type for a in op.args], op.attrs),)

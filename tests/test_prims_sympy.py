@@ -10,7 +10,7 @@ import sympy
 
 from sxad.backends.interpreter import interpret
 from sxad.ir import BOOL, F64, Func, Prim, Value, verify
-from sxad.prims import RULES, Emitter, RuleError, result_types, rule_for
+from sxad.prims import ARRAY_RULES, RULES, Emitter, RuleError, result_types, rule_for
 from tolerances import TOL
 
 POINTS = 6
@@ -19,7 +19,8 @@ STRUCTURAL = {Prim.IF, Prim.FOR, Prim.WHILE, Prim.PUSH, Prim.POP}
 LOGIC = {Prim.LT, Prim.LE, Prim.GT, Prim.GE, Prim.EQ, Prim.NE, Prim.AND, Prim.OR, Prim.NOT}
 SPECIAL = {Prim.CONST, Prim.CAST}  # evaluated by ``evaluate`` itself, typed by their attrs
 ZERO_DERIVATIVE = {Prim.FLOOR, Prim.CEIL, Prim.SIGN, Prim.FLOORDIV}
-MATH = [p for p in Prim if p not in STRUCTURAL | LOGIC | SPECIAL]
+ARRAY_ONLY = set(ARRAY_RULES)  # no sympy form: checked on arrays in tests/arrays
+MATH = [p for p in Prim if p not in STRUCTURAL | LOGIC | SPECIAL | ARRAY_ONLY]
 
 Sampler = Callable[[np.random.Generator], list]
 
@@ -131,9 +132,12 @@ def test_every_primitive_has_the_rules_its_kind_needs(prim: Prim) -> None:
     assert rule.jvp is not None and rule.vjp is not None
     names = [f"a{i}" for i in range(rule.arity)]
     assert rule.python is not None
-    printed = rule.python.format(*names)
+    fields = rule.fields(dict(rule.attrs)) if rule.fields else {}
+    printed = rule.python.format(*names, **fields)
     assert all(name in printed for name in names), printed
-    if prim in LOGIC:
+    if prim in ARRAY_ONLY:
+        assert rule.sym is None and not rule.structural
+    elif prim in LOGIC:
         assert not rule.differentiable
     else:
         assert rule.sym is not None, f"{prim} has no sympy form"
@@ -146,9 +150,10 @@ def test_a_missing_rule_names_the_primitive_and_the_transform(
         rule_for(Prim.TANH, "reverse mode")
 
 
-@pytest.mark.parametrize("prim", [p for p, r in RULES.items() if r.jvp or r.vjp], ids=str)
+@pytest.mark.parametrize("prim", [p for p, r in {**RULES, **ARRAY_RULES}.items()
+                                  if r.jvp or r.vjp], ids=str)
 def test_each_derivative_rule_states_its_math(prim: Prim) -> None:
-    rule = RULES[prim]
+    rule = rule_for(prim)
     jvp_doc, vjp_doc = (rule.jvp.__doc__ or "").strip(), (rule.vjp.__doc__ or "").strip()
     assert "ẏ" in jvp_doc and "=" in jvp_doc, f"{prim}.jvp: {jvp_doc!r}"
     assert "+=" in vjp_doc, f"{prim}.vjp: {vjp_doc!r}"

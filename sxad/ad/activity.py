@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..ir import F64, Block, Func, Op, Prim, Value
+from ..ir import Block, Func, Op, Prim, Value
 from ..prims import rule_for
 
 
@@ -19,7 +19,7 @@ def _differentiable(op: Op) -> bool:
 
 def varied(func: Func, seeds: Iterable[Value]) -> set[Value]:
     """Values that depend differentiably on ``seeds``."""
-    out = {v for v in seeds if v.type is F64}
+    out = {v for v in seeds if v.type.is_float}
     pushed: dict[object, Value] = {}
     while True:
         size = len(out)
@@ -29,7 +29,7 @@ def varied(func: Func, seeds: Iterable[Value]) -> set[Value]:
 
 
 def _mark(out: set[Value], value: Value, condition: bool) -> None:
-    if condition and value.type is F64:
+    if condition and value.type.is_float:
         out.add(value)
 
 
@@ -74,7 +74,7 @@ def _forward_loop(op: Op, out: set[Value], pushed: dict[object, Value]) -> None:
 
 def useful(func: Func, sinks: Iterable[Value]) -> set[Value]:
     """Values on which ``sinks`` depend differentiably."""
-    out = {v for v in sinks if v.type is F64}
+    out = {v for v in sinks if v.type.is_float}
     popped: dict[object, Value] = {}
     while True:
         size = len(out)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import itertools
 from typing import Sequence
 
-from ..ir import F64, Block, Func, Op, Prim, Value
-from ..prims import Emitter, rule_for
+from ..ir import Block, Func, Op, Prim, Value
+from ..prims import Emitter, rule_attrs, rule_for
 from .activity import varied
 from .common import max_slot, named, suffixed
 
@@ -21,11 +21,11 @@ def jvp_program(func: Func, wrt: Sequence[int]) -> Func:
     """The tangent program of ``func`` with respect to the arguments at positions ``wrt``."""
     seeds = [func.params[i] for i in wrt]
     transform = _Forward(func, seeds)
-    tangents = [Value(F64, suffixed(p, "dot")) for p in seeds]
+    tangents = [Value(p.type, suffixed(p, "dot")) for p in seeds]
     transform.tangent.update(zip(seeds, tangents))
     b = Emitter([*func.params, *tangents])
     transform.block_ops(func.body, b)
-    outs = [transform.tangent_or_zero(b, r) for r in func.results if r.type is F64]
+    outs = [transform.tangent_or_zero(b, r) for r in func.results if r.type.is_float]
     name = f"{func.name}_jvp"
     return Func(name, b.finish([*func.results, *outs]),
                 (*func.arg_names, *(f"{func.arg_names[i]}_dot" for i in wrt)), func.tuple_result)
@@ -39,7 +39,7 @@ class _Forward:
         self.tangent_slot: dict[object, object] = {}
 
     def tangent_or_zero(self, b: Emitter, value: Value) -> Value:
-        return self.tangent.get(value) or b.zero(F64)
+        return self.tangent.get(value) or b.zeros_like(value)
 
     def block_ops(self, block: Block, b: Emitter) -> None:
         for op in block.ops:
@@ -63,7 +63,7 @@ class _Forward:
             return
         rule = rule_for(op.prim, "forward mode (jvp)")
         dxs = [self.tangent.get(a) for a in op.args]
-        dy = rule.jvp(b, op.args, dxs, op.results)
+        dy = rule.jvp(b, op.args, dxs, op.results, **rule_attrs(rule, op))
         if dy is not None:
             self.tangent[result] = named(b, dy, suffixed(result, "dot"))
 
@@ -71,14 +71,14 @@ class _Forward:
         return [j for j, r in enumerate(op.results) if r in self.varied]
 
     def new_tangents(self, values: Sequence[Value]) -> list[Value]:
-        made = [Value(F64, suffixed(v, "dot")) for v in values]
+        made = [Value(v.type, suffixed(v, "dot")) for v in values]
         self.tangent.update(zip(values, made))
         return made
 
     def if_op(self, op: Op, b: Emitter) -> None:
         js = self.active_results(op)
         regions = [self.region(r, (), [r.yields[j] for j in js]) for r in op.regions]
-        tangents = [Value(F64, suffixed(op.results[j], "dot")) for j in js]
+        tangents = [Value(op.results[j].type, suffixed(op.results[j], "dot")) for j in js]
         b.append(op.replace(results=(*op.results, *tangents), regions=tuple(regions)))
         self.tangent.update(zip((op.results[j] for j in js), tangents))
 
@@ -94,7 +94,7 @@ class _Forward:
         js = self.active_results(op)
         cond, body = op.regions
         init = [self.tangent_or_zero(b, op.args[j]) for j in js]
-        ignored = [Value(F64, suffixed(cond.params[j], "dot")) for j in js]
+        ignored = [Value(cond.params[j].type, suffixed(cond.params[j], "dot")) for j in js]
         new_cond = Block((*cond.params, *ignored), cond.ops, cond.yields)
         params = self.new_tangents([body.params[j] for j in js])
         new_body = self.region(body, params, [body.yields[j] for j in js])
@@ -102,7 +102,7 @@ class _Forward:
 
     def _emit_loop(self, op: Op, b: Emitter, js: list[int], init: list[Value],
                    regions: tuple[Block, ...]) -> None:
-        tangents = [Value(F64, suffixed(op.results[j], "dot")) for j in js]
+        tangents = [Value(op.results[j].type, suffixed(op.results[j], "dot")) for j in js]
         b.append(op.replace(args=(*op.args, *init), results=(*op.results, *tangents),
                             regions=regions))
         self.tangent.update(zip((op.results[j] for j in js), tangents))
@@ -118,7 +118,7 @@ class _Forward:
     def pop_op(self, op: Op, b: Emitter) -> None:
         slot = self.tangent_slot.get(op.attr("slot"))
         if slot is not None:  # its tangent was pushed last, so it comes off first
-            (dot,) = b.op(Prim.POP, [], [F64], attrs=[("slot", slot)],
+            (dot,) = b.op(Prim.POP, [], [op.result.type], attrs=[("slot", slot)],
                           hints=[suffixed(op.result, "dot")])
             self.tangent[op.result] = dot
         b.append(op)

@@ -28,8 +28,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
-from ..ir import EFFECTS, F64, I64, Block, Func, Op, Prim, Value
-from ..prims import Emitter, rule_for
+from ..ir import EFFECTS, I64, Block, Func, Op, Prim, Value
+from ..prims import Emitter, rule_attrs, rule_for
 from .activity import active
 from .common import defined_in, max_slot, named, suffixed
 
@@ -113,7 +113,7 @@ class _Adjoints:
         if not self.is_loop:
             return self.parent.current(value)
         # A loop carries the adjoint of every outer value its body adds to.
-        param = Value(F64, suffixed(value, "bar"))
+        param = Value(value.type, suffixed(value, "bar"))
         self.carried[value] = param
         self.values[value] = param
         return param
@@ -128,7 +128,7 @@ class _Adjoints:
 class _Reverse:
     def __init__(self, func: Func, wrt: Sequence[Value]) -> None:
         self.func = func
-        outputs = [r for r in func.results if r.type is F64]
+        outputs = [r for r in func.results if r.type.is_float]
         self.active = active(func, wrt, outputs)
         self.slots = itertools.count(max_slot(func.body) + 1)
         self.scopes: dict[Block, _Scope] = {}
@@ -139,16 +139,16 @@ class _Reverse:
         func = self.func
         # An unnamed result is y (out if an argument is called y), so its cotangent is y_bar.
         unnamed = "out" if "y" in func.arg_names else "y"
-        cotangents = [Value(F64, suffixed(r, "bar", unnamed)) for r in func.results
-                      if r.type is F64]
+        cotangents = [Value(r.type, suffixed(r, "bar", unnamed)) for r in func.results
+                      if r.type.is_float]
         b = Emitter([*func.params, *cotangents])
         scope = self.scope_for(func.body, None, b)
         adj = _Adjoints(None, scope.defined, False)
-        floats = [r for r in func.results if r.type is F64]
+        floats = [r for r in func.results if r.type.is_float]
         for result, cotangent in zip(floats, cotangents):
             self.accumulate(b, adj, result, cotangent)
         self.reverse_block(func.body, scope, adj)
-        grads = [adj.current(func.params[i]) or b.zero(F64) for i in wrt]
+        grads = [adj.current(func.params[i]) or b.zeros_like(func.params[i]) for i in wrt]
         if len(set(grads)) == len(grads):  # a value shared by two gradients keeps its name
             grads = [named(b, g, suffixed(func.params[i], "bar")) for g, i in zip(grads, wrt)]
         forward = self.augment(func.body)
@@ -190,7 +190,7 @@ class _Reverse:
         ys = [scope.primal(r) for r in op.results]
         fresh = len(b.ops)
         renamed: dict[Value, Value] = {}
-        for arg, contribution in zip(op.args, rule.vjp(b, ybar, xs, ys)):
+        for arg, contribution in zip(op.args, rule.vjp(b, ybar, xs, ys, **rule_attrs(rule, op))):
             if contribution is None:
                 continue
             contribution = renamed.get(contribution, contribution)
@@ -225,10 +225,10 @@ class _Reverse:
         regions = []
         for inner, inner_adj in branches:
             ib = inner.builder
-            ys = [inner_adj.values.get(v) or incoming[k] or ib.zero(F64)
+            ys = [inner_adj.values.get(v) or incoming[k] or ib.zeros_like(inner.primal(v))
                   for k, v in enumerate(outer)]
             regions.append(self.finish(inner, ys))
-        results = b.op(Prim.IF, [cond], [F64] * len(outer), regions=regions,
+        results = b.op(Prim.IF, [cond], [v.type for v in outer], regions=regions,
                        hints=[suffixed(v, "bar") for v in outer])
         for v, r in zip(outer, results):
             adj.set(v, r)
@@ -243,7 +243,7 @@ class _Reverse:
         js = [j for j, (r, p) in enumerate(zip(op.results, carried))
               if r in self.active or p in self.active]
         rev_index = Value(I64, index.hint if index is not None else "k")
-        seeds = [Value(F64, suffixed(carried[j], "bar")) for j in js]
+        seeds = [Value(carried[j].type, suffixed(carried[j], "bar")) for j in js]
         inner, inner_adj = self.child(body, scope, adj, (rev_index, *seeds), True)
         if index is not None:
             inner.remap[index] = rev_index
@@ -252,15 +252,17 @@ class _Reverse:
         self.reverse_block(body, inner, inner_adj)
         ib = inner.builder
         outer = list(inner_adj.carried)
-        ys = [inner_adj.values.get(carried[j]) or ib.zero(F64) for j in js]
+        ys = [inner_adj.values.get(carried[j]) or ib.zeros_like(inner.primal(carried[j]))
+              for j in js]
         ys += [inner_adj.values[v] for v in outer]
         new_body = self.finish(inner, ys)
         new_body = Block((*new_body.params, *(inner_adj.carried[v] for v in outer)),
                          new_body.ops, new_body.yields)
-        start = [adj.current(op.results[j]) or b.zero(F64) for j in js]
-        start += [adj.current(v) or b.zero(F64) for v in outer]
+        start = [adj.current(op.results[j]) or b.zeros_like(scope.primal(op.results[j]))
+                 for j in js]
+        start += [adj.current(v) or b.zeros_like(scope.primal(v)) for v in outer]
         hints = [suffixed(init[j], "bar") for j in js] + [suffixed(v, "bar") for v in outer]
-        results = b.op(Prim.FOR, [*bounds, *start], [F64] * len(start),
+        results = b.op(Prim.FOR, [*bounds, *start], [v.type for v in start],
                        attrs=[("reverse", True)], regions=[new_body], hints=hints)
         for v, r in zip(outer, results[len(js):]):
             adj.set(v, r)

@@ -1,21 +1,36 @@
-"""Evaluates IR through each primitive's evaluation rule: the reference for every backend."""
+"""Evaluates IR through each primitive's evaluation rule: the reference for every backend.
+
+Scalars are numpy scalars (``np.float64``, ``np.float32``, ``np.int64``, ``np.bool_``); arrays are
+ndarrays of the exact dtype. Arrays are values: no op writes into its arguments."""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..ir import Block, Func, Op, Prim, Value
+from ..ir import Block, Func, Op, Prim, Type, Value, is_array
 from ..prims import NUMPY_TYPE, evaluate
 
 
 def interpret(func: Func, args: Sequence[Any]) -> tuple[Any, ...]:
     """Run ``func`` on ``args`` (converted to its parameter types); returns its results."""
-    env: dict[Value, Any] = {p: NUMPY_TYPE[p.type](a) for p, a in zip(func.params, args)}
+    env: dict[Value, Any] = {p: _argument(p, a) for p, a in zip(func.params, args)}
     tape: list[Any] = []
     with np.errstate(all="ignore"):
         _run(func.body, env, tape)
     return tuple(env[v] for v in func.results)
+
+
+def _argument(param: Value, arg: Any) -> Any:
+    """``arg`` as a value of ``param``'s type (an array is converted, never aliased)."""
+    t: Type = param.type
+    if not is_array(t):
+        return NUMPY_TYPE[t](arg)
+    array = np.array(arg, dtype=NUMPY_TYPE[t.dtype])
+    if array.ndim != t.rank:
+        raise ValueError(f"argument {param.hint or '?'}: expected {t} (rank {t.rank}), "
+                         f"got shape {array.shape}")
+    return array
 
 
 def _run(block: Block, env: dict[Value, Any], tape: list[Any]) -> None:

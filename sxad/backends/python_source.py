@@ -13,7 +13,8 @@ What makes the text read like hand-written code, in the order it is decided:
    never share: ``s = a`` before a loop stays a copy.
 4. *Naming*: each variable is named from its values' hints when it first appears.
 
-Semantics: the generated code runs on numpy scalars, like the interpreter. Literals and
+Semantics: the generated code runs on numpy scalars and arrays, like the interpreter (array
+ops print as numpy calls; ``_unbroadcast`` is the one helper the namespace provides). Literals and
 ``range`` indices are Python scalars, and so is what only they flow into; Python's ``+ - *`` on
 them agree with numpy's, but ``/ // % **`` do not (ZeroDivisionError, complex powers), so where
 all operands of those may be Python scalars one is made numpy (see ``_Scalars``).
@@ -32,12 +33,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..ir import BOOL, EFFECTS, F64, I64, Block, Func, Namer, Op, Prim, Type, Value
-from ..prims import PREC_ATOM, PREC_CMP, PREC_COND, PREC_POW, PREC_UNARY, RULES
+from ..ir import (BOOL, EFFECTS, F32, F64, I64, Block, Func, Namer, Op, Prim, Type, Value, dtype_of,
+                  is_array)
+from ..prims import PREC_ATOM, PREC_CMP, PREC_COND, PREC_POW, PREC_UNARY, np_unbroadcast, rule_for
 
 _LOOPS = frozenset({Prim.FOR, Prim.WHILE})
-_NUMPY = {F64: "np.float64", I64: "np.int64", BOOL: "np.bool_"}
-_RESERVED = (*keyword.kwlist, "np", "_tape", "_", "abs", "max", "min", "range", "reversed")
+_NUMPY = {F64: "np.float64", F32: "np.float32", I64: "np.int64", BOOL: "np.bool_"}
+_RESERVED = (*keyword.kwlist, "np", "_tape", "_", "_unbroadcast", "abs", "max", "min", "range",
+             "reversed")
 MAX_INLINE_OPS = 10  # a longer expression is split at a named intermediate value
 
 
@@ -61,7 +64,7 @@ def compile_python(func: Func, name: str | None = None) -> Callable[..., Any]:
     if linecache.cache.get(filename, (None, None, lines))[2] != lines:
         filename = f"<sxad {fname} #{next(_compiled)}>"  # keep the older program's lines
     linecache.cache[filename] = (len(source), None, lines, filename)
-    namespace: dict[str, Any] = {"np": np}
+    namespace: dict[str, Any] = {"np": np, "_unbroadcast": np_unbroadcast}
     exec(compile(source, filename, "exec"), namespace)
     return namespace[fname]
 
@@ -103,19 +106,29 @@ def _slot(template: str, index: int, prec: int) -> tuple[int, bool]:
     return prec + 1, before.rstrip().endswith(("+", "-", "*", "/", "%"))
 
 
-def _apply(prim: Prim, args: Sequence[_Expr], result: Type) -> _Expr:
+def _apply(prim: Prim, args: Sequence[_Expr], result: Type,
+           attrs: tuple[tuple[str, Any], ...] = ()) -> _Expr:
     """The expression of ``prim`` over ``args``, parenthesized by the rule's precedence."""
-    rule = RULES[prim]
-    template = rule.python
+    rule = rule_for(prim, "the Python backend")
+    template = _template(rule, result)
     if template is None:
         raise ValueError(f"primitive '{prim}' has no Python form")
+    fields = rule.fields(dict(attrs)) if rule.fields else {}
+    fields["t"] = _NUMPY[dtype_of(result)]
+    for key, text in fields.items():  # attributes are text now; operands are placed below
+        template = template.replace("{%s}" % key, text)
     texts = []
     for i, arg in enumerate(args):
         need, after_operator = _slot(template, i, rule.prec)
         wrap = arg.prec < need or (after_operator and arg.text.startswith("-"))
         texts.append(f"({arg.text})" if wrap else arg.text)
     reads = frozenset().union(*(a.reads for a in args))
-    return _Expr(template.format(*texts, t=_NUMPY[result]), rule.prec, reads)
+    return _Expr(template.format(*texts), rule.prec, reads)
+
+
+def _template(rule: Any, result: Type) -> str | None:
+    """The rule's Python form; on arrays its numpy form where Python's differs (``np.where``)."""
+    return rule.array_python if is_array(result) and rule.array_python else rule.python
 
 
 def _literal(value: Any, type_: Type) -> _Expr:
@@ -535,7 +548,11 @@ class _Scalars:
         return self.vars.is_index(value) or self.vars.find(value) in self.variables
 
     def op_python(self, op: Op) -> bool:
-        template = RULES[op.prim].python or ""
+        if is_array(op.results[0].type):
+            return False
+        if op.prim is Prim.DIM:  # ``x.shape[k]`` is a Python int
+            return True
+        template = _template(rule_for(op.prim), op.results[0].type) or ""
         if template.startswith(("np.", "{t}")) or self.wraps(op):
             return False
         if op.prim is Prim.SELECT:
@@ -662,7 +679,7 @@ class _Writer:
         args = [self.expr(a) for a in op.args]
         if self.scalars.wraps(op):
             args[0] = _as_numpy(args[0], op.args[0].type)
-        return _apply(op.prim, args, op.result.type)
+        return _apply(op.prim, args, op.result.type, op.attrs)
 
     def source_expr(self, value: Value, target: Value) -> _Expr:
         """``value`` as assigned to the variable of ``target``."""

@@ -2,10 +2,12 @@
 from .builder import BlockBuilder
 from .core import Block, Func, Loc, Op, Value
 from .prim import CONTROL, EFFECTS, Prim
-from .types import BOOL, F64, I64, RANK, ScalarType, Type, join
+from .types import (BOOL, F32, F64, I64, RANK, ArrayType, ScalarType, Type, dtype_of, is_array,
+                    join, rank_of, with_dtype)
 
-__all__ = ["BOOL", "BlockBuilder", "Block", "CONTROL", "EFFECTS", "F64", "Func", "I64", "Loc",
-           "Op", "Prim", "RANK", "ScalarType", "Type", "Value", "join"]
+__all__ = ["ArrayType", "BOOL", "BlockBuilder", "Block", "CONTROL", "EFFECTS", "F32", "F64", "Func",
+           "I64", "Loc", "Op", "Prim", "RANK", "ScalarType", "Type", "Value", "dtype_of",
+           "is_array", "join", "rank_of", "with_dtype"]
 
 from .names import Namer, name_all  # noqa: E402
 from .printer import format_func  # noqa: E402

@@ -50,6 +50,18 @@ class Prim(Enum):
     OR = "or"
     NOT = "not"
     SELECT = "select"
+    # arrays (array-only: the scalar prims above also act elementwise, with numpy broadcasting)
+    UNBROADCAST = "unbroadcast"        # sum over broadcast axes back to a shape: (ct, like)
+    BROADCAST_LIKE = "broadcast_like"  # broadcast to a shape: (x, like)
+    EXPAND_DIMS = "expand_dims"        # attr axes
+    DIM = "dim"                        # attr axis: the runtime length of one axis
+    ZEROS_LIKE = "zeros_like"
+    REDUCE_SUM = "reduce_sum"          # attrs axes (tuple or None: all), keepdims
+    REDUCE_MAX = "reduce_max"
+    REDUCE_MIN = "reduce_min"
+    REDUCE_PROD = "reduce_prod"
+    MATMUL = "matmul"
+    TRANSPOSE = "transpose"            # attr perm
     # structured control flow: these own regions
     IF = "if"
     FOR = "for"

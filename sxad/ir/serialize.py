@@ -10,10 +10,10 @@ from typing import Any
 
 from .core import Block, Func, Loc, Op, Value
 from .prim import Prim
-from .types import BOOL, F64, I64, Type
+from .types import Type, all_types
 
 FORMAT = 1
-_TYPES: dict[str, Type] = {t.name: t for t in (F64, I64, BOOL)}
+_TYPES: dict[str, Type] = {t.name: t for t in all_types()}
 
 
 class FormatError(ValueError):
@@ -45,6 +45,11 @@ def dumps(func: Func) -> str:
                       separators=(",", ":"))
 
 
+def _attr(value: Any) -> Any:
+    """An attribute as the IR holds it: JSON lists back to tuples (axes, perm)."""
+    return tuple(_attr(v) for v in value) if isinstance(value, list) else value
+
+
 def loads(text: str) -> Func:
     try:
         data = json.loads(text)
@@ -60,7 +65,7 @@ def loads(text: str) -> Func:
             prim, args, results, attrs, regions, loc = o
             return Op(Prim(prim), tuple(values[i] for i in args),
                       tuple(values[i] for i in results),
-                      tuple((str(k), v) for k, v in attrs), tuple(block(r) for r in regions),
+                      tuple((str(k), _attr(v)) for k, v in attrs), tuple(block(r) for r in regions),
                       Loc(*loc) if loc else None)
 
         return Func(str(data["name"]), block(data["body"]), tuple(data["arg_names"]),

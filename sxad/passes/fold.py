@@ -9,11 +9,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..ir import BOOL, F64, I64, Block, Func, Op, Prim, Value
+from ..ir import BOOL, F32, F64, I64, Block, Func, Op, Prim, Value, is_array
 from ..prims import NUMPY_TYPE, evaluate
 from .rewrite import Subst, block_has_effects, is_pure
 
-_PYTHON = {F64: float, I64: int, BOOL: bool}
+_PYTHON = {F64: float, F32: float, I64: int, BOOL: bool}
 
 
 def fold(func: Func) -> Func:
@@ -44,8 +44,8 @@ class _Folder:
         if op.prim is Prim.SELECT and args[0] is not None:
             self.subst[op.result] = op.args[1] if args[0] else op.args[2]
             return []
-        if any(a is None for a in args):
-            return [op]
+        if any(a is None for a in args) or any(is_array(r.type) for r in op.results):
+            return [op]  # constants are scalars: an array stays a computation
         return [self.constant(op, args)]
 
     def constant(self, op: Op, args: list[Any]) -> Op:

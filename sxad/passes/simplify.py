@@ -1,6 +1,9 @@
 """Algebraic simplification: a table of rewrites keyed by ``Prim``, run to a fixed point.
 
 Only rewrites that keep every inf and nan where it was: no ``x*0 → 0``, no ``x-x → 0``.
+Every rewrite keeps the value's type, so on arrays it keeps the shape too: constants are
+scalars, and a rewrite giving another type (``x and False → False`` for a bool array) is
+declined.
 Two rules may flip the sign of a zero result: ``x + 0 → x`` gives ``-0.0`` where
 ``-0.0 + 0.0`` gives ``0.0``, and ``0 - x → -x`` the reverse. They are kept because adjoint
 accumulators start at ``0.0``, and derivative code reads far better without the ``0.0 +``.
@@ -10,12 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..ir import BOOL, F64, I64, Block, Func, Op, Prim, Value
+from ..ir import BOOL, F32, F64, I64, Block, Func, Op, Prim, Value, dtype_of, is_array
 from ..prims import Emitter
 from .rewrite import Subst, adopt_hints, is_pure
 
 MAX_ROUNDS = 8
-_LARGEST = {F64: float("inf"), I64: 2 ** 63 - 1}
+_LARGEST = {F64: float("inf"), F32: float("inf"), I64: 2 ** 63 - 1}
 
 
 def simplify(func: Func) -> Func:
@@ -52,7 +55,7 @@ class Simplifier:
             start, self.hint = len(self.b.ops), op.results[0].hint
             for rule in RULES.get(op.prim, ()):
                 value = rule(self, op)
-                if value is not None:
+                if value is not None and value.type == op.result.type:
                     self.subst[op.result] = value
                     self.changed = True
                     for new in self.b.ops[start:]:
@@ -169,23 +172,23 @@ def _pow_const(s: Simplifier, op: Op) -> Value | None:
     """x ** 0 → 1 (even for nan);  x ** 1 → x;  x ** 2 → x * x;  x ** 0.5 → sqrt(x);
     x ** -1.0 → 1 / x"""
     x, p = op.args
-    if s.is_const(p, 0):
+    if s.is_const(p, 0) and not is_array(x.type):
         return s.b.const(1, x.type, hint=s.hint)
     if s.is_const(p, 1):
         return x
     if s.is_const(p, 2):
         return s.b.mul(x, x, hint=s.hint)
-    if x.type is F64 and s.is_const(p, 0.5):
+    if dtype_of(x.type).is_float and s.is_const(p, 0.5):
         return s.b.sqrt(x, hint=s.hint)
-    if x.type is F64 and s.is_const(p, -1):
-        return s.b.div(s.b.const(1.0), x, hint=s.hint)
+    if dtype_of(x.type).is_float and s.is_const(p, -1):
+        return s.b.div(s.b.const_like(1.0, x), x, hint=s.hint)
     return None
 
 
 def _select_same(s: Simplifier, op: Op) -> Value | None:
     """select(c, a, a) → a;  select(c, True, False) → c;  select(c, False, True) → not c"""
     c, a, e = op.args
-    if a is e:
+    if a is e and not is_array(c.type):  # an array c would broadcast a to its shape
         return a
     if a.type is BOOL and s.const(a) is not None and s.const(e) is not None:
         if s.const(a) and not s.const(e):
