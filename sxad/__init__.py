@@ -15,13 +15,19 @@ from .errors import SourceUnavailableError, SxadError, UnsupportedError
 
 __version__ = "0.1.0"
 
-_API = ("grad", "hessian", "jit", "jvp", "show", "source", "value_and_grad", "vjp")
+_API = ("grad", "hessian", "jit", "jvp", "show", "source", "value_and_grad", "vjp", "trace",
+        "check_grad")
+# Names that live in a module of their own rather than in ``api``.
+_HOMES = {"trace": "tracing", "check_grad": "check"}
 
 __all__ = ["SourceUnavailableError", "SxadError", "UnsupportedError", *_API]
 
 
 def __getattr__(name: str) -> Any:
     # The API loads on first use, so importing one layer (``sxad.ir``) stays light.
+    if name in _HOMES:
+        from importlib import import_module
+        return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
     if name in _API:
         from . import api
         return getattr(api, name)
