@@ -10,7 +10,8 @@ Compiled object code is cached in memory and on disk (``codegen.cache``).
     faults.py    the kernel's error codes and the exceptions they become
     compiler.py  the pipeline: build, cache lookup, O3, object code, MCJIT load, builtin
     cache.py     the in-memory and on-disk object caches
-    runtime.py   LLVM setup, symbols, target machines, PyMethodDef → builtin
+    runtime.py   LLVM setup, symbols, the tape limit, target machines, PyMethodDef → builtin,
+                 guards packed for the entry point
 
 Imports flow one way: codegen imports ``sxad.ir`` and ``sxad.prims``; nothing in ``sxad``
 imports codegen or llvmlite except (later) the API layer.
@@ -19,7 +20,7 @@ from . import cache
 from .compiler import NativeKernel, bind_fallback, compile_kernel, compile_native, llvm_source
 from .faults import Fault
 from .lowering import ULPS, CodegenError
+from .runtime import Guard, set_tape_limit, tape_limit
 
-__all__ = ["CodegenError", "Fault", "NativeKernel", "ULPS", "bind_fallback", "cache",
-           "compile_kernel",
-           "compile_native", "llvm_source"]
+__all__ = ["CodegenError", "Fault", "Guard", "NativeKernel", "ULPS", "bind_fallback", "cache",
+           "compile_kernel", "compile_native", "llvm_source", "set_tape_limit", "tape_limit"]

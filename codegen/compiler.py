@@ -16,7 +16,7 @@ import sys
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import llvmlite.binding as llvm
 from llvmlite import ir
@@ -28,8 +28,8 @@ from . import cache
 from .entry import emit_entry
 from .kernel import emit_kernel
 from .lowering import CodegenError
-from .runtime import (make_builtin, register_symbols, shared_target_machine, target_machine,
-                      unresolved)
+from .runtime import (Guard, make_builtin, register_symbols, shared_target_machine,
+                      target_machine, unresolved)
 
 
 @dataclass(frozen=True)
@@ -193,9 +193,12 @@ def compile_native(func: Func, name: str | None = None) -> Callable[..., Any]:
     return compile_kernel(func, name).entry
 
 
-def bind_fallback(kernel: NativeKernel, fallback: Callable[..., Any]) -> Callable[..., Any]:
-    """A builtin running ``kernel`` that passes the calls it cannot take to ``fallback``."""
-    return make_builtin(kernel.name, kernel.entry_address, kernel.entry.__doc__ or "", fallback)
+def bind_fallback(kernel: NativeKernel, fallback: Callable[..., Any],
+                  guards: Sequence[Guard] = ()) -> Callable[..., Any]:
+    """A builtin running ``kernel`` that passes the calls it cannot take to ``fallback``, and
+    every call while one of ``guards`` fails (see ``runtime.Guard``): the kernel is stale then."""
+    return make_builtin(kernel.name, kernel.entry_address, kernel.entry.__doc__ or "", fallback,
+                        guards)
 
 
 def llvm_source(func: Func, optimized: bool = True) -> str:

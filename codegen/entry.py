@@ -4,11 +4,18 @@
                                                             (METH_FASTCALL | METH_KEYWORDS)
 
 It unboxes each argument in native code by its parameter type, calls the kernel and boxes the
-results. Arguments it cannot take (wrong count, wrong type, any keyword) go to the builtin's ``self``: a
-builtin made with a Python callable as ``self`` (``bind_fallback``) calls it with the same
-arguments — the dispatcher, which specialises anew or reports the problem by name — and one
-without returns ``NotImplemented`` without raising. Real failures (an int too large for i64, a kernel fault, no memory) return NULL with
-the exception set.
+results. Arguments it cannot take (wrong count, wrong type, an int beyond int64, any keyword) go
+to the fallback of a builtin made by ``bind_fallback``, whose ``self`` is the tuple
+``(fallback, packed guards, guarded objects)`` (``runtime.make_builtin``): the fallback — the
+dispatcher, which specialises anew or reports the problem by name — is called with the same
+arguments. Such a builtin first checks its guards (each a pointer compare, or a dict lookup and
+a compare; see ``runtime.pack_guards``) and sends the call to the fallback too when one fails:
+what the kernel was compiled from has changed. A builtin without ``self`` returns
+``NotImplemented`` without raising for what it cannot take, and raises OverflowError for an int
+beyond int64. Real failures (a kernel fault, no memory) return NULL with the exception set.
+
+A kernel with loops runs with the GIL released (it touches no Python object); a straight-line
+kernel keeps it, as releasing would cost more than the kernel.
 
     f64   float or a subclass (np.float64)             → PyFloat_AsDouble
     i64   int or a subclass but bool, or np.integer    → PyLong_AsLongLong (OverflowError)
@@ -20,10 +27,11 @@ from llvmlite import ir
 
 from sxad.ir import BOOL, F64, I64, Func, Type
 
-from .faults import MESSAGES, Fault
-from .kernel import ABI_TYPE, INT8, INT32, PTR, RARE, branch_weights, declare
+from .faults import FORMAT_ARGUMENT, MESSAGES, Fault
+from .kernel import ABI_TYPE, INT8, INT32, PTR, RARE, branch_weights, declare, declare_global, \
+    has_loops
 from .lowering import DOUBLE, INT64
-from .runtime import OB_TYPE_OFFSET, TUPLE_ITEMS_OFFSET
+from .runtime import BYTES_DATA_OFFSET, OB_TYPE_OFFSET, TUPLE_ITEMS_OFFSET, VAR_SIZE_OFFSET
 
 LONG = INT64  # C long on LP64 Linux
 
@@ -47,18 +55,20 @@ class _EntryBuilder:
         self.check(self.b.icmp_unsigned("==", kwnames, ir.Constant(PTR, None)), self.mismatch)
         self.check(self.b.icmp_signed("==", nargs, ir.Constant(INT64, len(func.params))),
                    self.mismatch)
+        self.check_guards()
         unboxed = [self.unbox(param.type, self.arg(args, i))
                    for i, param in enumerate(func.params)]
         outs = self.out_slots()
-        code = self.b.call(kernel, unboxed + outs, name="fault")
+        code = self.call_kernel(kernel, unboxed + outs, release_gil=has_loops(func))
         self.check(self.b.icmp_signed("==", code, ir.Constant(INT32, 0)), self.faulted(code))
         results = [self.b.load(out, typ=ABI_TYPE[v.type]) for out, v in zip(outs, func.results)]
         self.b.ret(self.box_results(results))
 
     # -- helpers
 
-    def c_api(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
-        return declare(self.module, name, ret, args)
+    def c_api(self, name: str, ret: ir.Type, args: list[ir.Type],
+              var_arg: bool = False) -> ir.Function:
+        return declare(self.module, name, ret, args, var_arg)
 
     def py_object(self, symbol: str) -> ir.GlobalVariable:
         """The address of a Python object, as an external global named in ``runtime.PY_OBJECTS``."""
@@ -84,20 +94,69 @@ class _EntryBuilder:
         return self.b.icmp_signed("!=", self.b.call(fn, [tp, self.py_object(symbol)]),
                                   ir.Constant(INT32, 0))
 
+    def bound(self, b: ir.IRBuilder) -> ir.Value:
+        """Whether the builtin has a ``self`` (a fallback and guards)."""
+        return b.icmp_unsigned("!=", self.fn.args[0], ir.Constant(PTR, None))
+
+    def self_item(self, b: ir.IRBuilder, k: int) -> ir.Value:
+        """Item ``k`` of the ``self`` tuple (PyTuple_GET_ITEM)."""
+        offset = ir.Constant(INT64, TUPLE_ITEMS_OFFSET + 8 * k)
+        return b.load(b.gep(self.fn.args[0], [offset], source_etype=INT8), typ=PTR)
+
     def return_mismatch(self) -> None:
-        """Forward the call to ``self`` if the builtin has one, else return NotImplemented."""
+        """Forward the call to the fallback if the builtin has one, else return NotImplemented."""
         b = ir.IRBuilder(self.mismatch)
-        fallback, args, nargs, kwnames = self.fn.args
-        bound = b.icmp_unsigned("!=", fallback, ir.Constant(PTR, None))
-        with b.if_then(bound):
+        _, args, nargs, kwnames = self.fn.args
+        with b.if_then(self.bound(b)):
             call = self.c_api("PyObject_Vectorcall", PTR, [PTR, PTR, INT64, PTR])
-            b.ret(b.call(call, [fallback, args, nargs, kwnames]))
+            b.ret(b.call(call, [self.self_item(b, 0), args, nargs, kwnames]))
         result = self.py_object("sxad.py.NotImplemented")
         b.call(self.c_api("Py_IncRef", ir.VoidType(), [PTR]), [result])
         b.ret(result)
 
     def return_null(self) -> None:
         ir.IRBuilder(self.failed).ret(ir.Constant(PTR, None))
+
+    def check_guards(self) -> None:
+        """Each packed guard of a bound builtin must hold, else the call goes to the fallback.
+        A guard is three pointers: a slot (or a dict), 0 (or a key), and the object expected
+        in the slot (or under the key)."""
+        b = self.b
+        guarded, head, body, in_slot, in_dict, compare, done = (
+            self.fn.append_basic_block(n) for n in ("guards", "guard.head", "guard.body",
+                                                    "guard.slot", "guard.dict", "guard.compare",
+                                                    "guards.hold"))
+        b.cbranch(self.bound(b), guarded, done)
+        b.position_at_end(guarded)
+        packed = self.self_item(b, 1)
+        size = b.load(b.gep(packed, [ir.Constant(INT64, VAR_SIZE_OFFSET)], source_etype=INT8),
+                      typ=INT64, name="guard.bytes")
+        data = b.gep(packed, [ir.Constant(INT64, BYTES_DATA_OFFSET)], source_etype=INT8)
+        b.branch(head)
+        b.position_at_end(head)
+        at = b.phi(INT64, "guard.at")
+        at.add_incoming(ir.Constant(INT64, 0), guarded)
+        b.cbranch(b.icmp_unsigned("<", at, size), body, done)
+        b.position_at_end(body)
+        where, key, expected = (b.load(b.gep(data, [b.add(at, ir.Constant(INT64, 8 * k))],
+                                             source_etype=INT8), typ=PTR) for k in range(3))
+        b.cbranch(b.icmp_unsigned("==", key, ir.Constant(PTR, None)), in_slot, in_dict)
+        b.position_at_end(in_slot)
+        slot_value = b.load(where, typ=PTR)
+        b.branch(compare)
+        b.position_at_end(in_dict)
+        # A borrowed reference. The keys are str, so no error can be raised (NULL: absent).
+        get_item = self.c_api("PyDict_GetItemWithError", PTR, [PTR, PTR])
+        dict_value = b.call(get_item, [where, key])
+        b.branch(compare)
+        b.position_at_end(compare)
+        actual = b.phi(PTR, "guard.actual")
+        actual.add_incoming(slot_value, in_slot)
+        actual.add_incoming(dict_value, in_dict)
+        self.check(b.icmp_unsigned("==", actual, expected), self.mismatch)
+        at.add_incoming(b.add(at, ir.Constant(INT64, 24)), b.block)
+        b.branch(head)
+        b.position_at_end(done)
 
     # -- unboxing
 
@@ -132,7 +191,14 @@ class _EntryBuilder:
         b.cbranch(b.icmp_signed("==", value, ir.Constant(INT64, -1)), check, done)
         b.position_at_end(check)     # -1 is also a value; only an exception makes it an error
         error = b.call(self.c_api("PyErr_Occurred", PTR, []), [])
-        b.cbranch(b.icmp_unsigned("==", error, ir.Constant(PTR, None)), done, self.failed)
+        overflow = self.fn.append_basic_block("i64.overflow")
+        b.cbranch(b.icmp_unsigned("==", error, ir.Constant(PTR, None)), done, overflow)
+        b.position_at_end(overflow)  # a bound builtin lets the dispatcher name the argument
+        to_fallback = self.fn.append_basic_block("i64.to_fallback")
+        b.cbranch(self.bound(b), to_fallback, self.failed)
+        b.position_at_end(to_fallback)
+        b.call(self.c_api("PyErr_Clear", ir.VoidType(), []), [])
+        b.branch(self.mismatch)
         b.position_at_end(done)
         return value
 
@@ -147,6 +213,16 @@ class _EntryBuilder:
         return b.zext(true, INT8)
 
     # -- the kernel call
+
+    def call_kernel(self, kernel: ir.Function, args: list[ir.Value],
+                    release_gil: bool) -> ir.Value:
+        """The kernel's fault code; with the GIL released around a kernel that may run long."""
+        if not release_gil:
+            return self.b.call(kernel, args, name="fault")
+        state = self.b.call(self.c_api("PyEval_SaveThread", PTR, []), [], name="thread")
+        code = self.b.call(kernel, args, name="fault")
+        self.b.call(self.c_api("PyEval_RestoreThread", ir.VoidType(), [PTR]), [state])
+        return code
 
     def out_slots(self) -> list[ir.Value]:
         with self.b.goto_entry_block():
@@ -175,8 +251,14 @@ class _EntryBuilder:
                                   f"message.{fault.name.lower()}")
         const.global_constant, const.linkage = True, "private"
         const.initializer = ir.Constant(ir.ArrayType(INT8, len(data)), data)
-        set_string = self.c_api("PyErr_SetString", ir.VoidType(), [PTR, PTR])
-        b.call(set_string, [self.py_object(exc), const])
+        argument = FORMAT_ARGUMENT.get(fault)
+        if argument is None:
+            set_string = self.c_api("PyErr_SetString", ir.VoidType(), [PTR, PTR])
+            b.call(set_string, [self.py_object(exc), const])
+            return
+        value = b.load(declare_global(self.module, argument, INT64), typ=INT64)
+        format_ = self.c_api("PyErr_Format", PTR, [PTR, PTR], var_arg=True)
+        b.call(format_, [self.py_object(exc), const, value])
 
     # -- boxing
 

@@ -20,6 +20,7 @@ from sxad.ir import BOOL, F64, I64, Block, Func, Op, Prim, Type, Value, name_all
 
 from .faults import Fault
 from .lowering import DOUBLE, INT1, INT64, LL_TYPE, lower_scalar
+from .runtime import TAPE_LIMIT_SYMBOL
 
 INT8 = ir.IntType(8)
 INT32 = ir.IntType(32)
@@ -47,12 +48,23 @@ def has_tape(func: Func) -> bool:
     return any(op.prim in (Prim.PUSH, Prim.POP) for op in func.body.walk())
 
 
-def declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+def has_loops(func: Func) -> bool:
+    return any(op.prim in (Prim.FOR, Prim.WHILE) for op in func.body.walk())
+
+
+def declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type],
+            var_arg: bool = False) -> ir.Function:
     """The function ``name`` of ``module``, declared on first use."""
     existing = module.globals.get(name)
     if existing is not None:
         return existing
-    return ir.Function(module, ir.FunctionType(ret, args), name)
+    return ir.Function(module, ir.FunctionType(ret, args, var_arg=var_arg), name)
+
+
+def declare_global(module: ir.Module, name: str, type_: ir.Type) -> ir.GlobalVariable:
+    """The external global ``name`` of ``module`` (defined by ``runtime``), declared on first use."""
+    existing = module.globals.get(name)
+    return existing if existing is not None else ir.GlobalVariable(module, type_, name)
 
 
 def emit_kernel(module: ir.Module, func: Func, symbol: str) -> ir.Function:
@@ -241,7 +253,11 @@ _STRUCTURED: dict[Prim, Callable[[_KernelBuilder, Op], list[ir.Value]]] = {
 
 class _Tape:
     """A growable stack of 8-byte slots on the C heap: malloc at entry, realloc doubling when
-    full, free in the kernel's exit block. Its state lives in allocas that LLVM promotes."""
+    full, free in the kernel's exit block. Its state lives in allocas that LLVM promotes.
+
+    Growth stops at the tape limit (the global ``runtime.TAPE_LIMIT_SYMBOL``, in bytes, read
+    when growing): the kernel then fails with ``Fault.TAPE_LIMIT`` instead of taking all memory.
+    """
 
     def __init__(self, kb: _KernelBuilder) -> None:
         self.kb = kb
@@ -265,12 +281,16 @@ class _Tape:
             "prof", kb.unlikely)
         b.position_at_end(grow)
         doubled = b.shl(capacity, ir.Constant(INT64, 1))
+        limit = b.load(declare_global(kb.module, TAPE_LIMIT_SYMBOL, INT64), typ=INT64)
+        limit = b.lshr(limit, ir.Constant(INT64, 3))    # in slots
+        wanted = b.select(b.icmp_unsigned("<", limit, doubled), limit, doubled, "tape.wanted")
+        kb.fail_if(b.icmp_unsigned("<=", wanted, capacity), Fault.TAPE_LIMIT)
         # On failure the old block stays in tape.base, so the exit block still frees it.
-        bytes_ = b.shl(doubled, ir.Constant(INT64, 3))
+        bytes_ = b.shl(wanted, ir.Constant(INT64, 3))
         moved = b.call(self.realloc, [b.load(self.base, typ=PTR), bytes_])
         kb.fail_if(b.icmp_unsigned("==", moved, ir.Constant(PTR, None)), Fault.NO_MEMORY)
         b.store(moved, self.base)
-        b.store(doubled, self.capacity)
+        b.store(wanted, self.capacity)
         b.branch(store)
         b.position_at_end(store)
         slot = b.gep(b.load(self.base, typ=PTR), [size], source_etype=INT64)

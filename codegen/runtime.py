@@ -11,8 +11,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
+import struct
 import threading
-from typing import Any, Callable
+import types
+from typing import Any, Callable, Sequence
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -24,19 +27,24 @@ llvm.initialize_native_asmprinter()
 #: The CPython C API functions the entry points call.
 C_API = ("PyFloat_AsDouble", "PyFloat_FromDouble", "PyLong_AsLongLong", "PyLong_FromLongLong",
          "PyBool_FromLong", "PyTuple_New", "PyType_IsSubtype", "PyErr_Occurred",
-         "PyErr_SetString", "PyErr_NoMemory", "Py_IncRef", "Py_DecRef", "PyObject_Vectorcall")
+         "PyErr_SetString", "PyErr_NoMemory", "Py_IncRef", "Py_DecRef", "PyObject_Vectorcall",
+         "PyErr_Format", "PyErr_Clear", "PyDict_GetItemWithError", "PyEval_SaveThread",
+         "PyEval_RestoreThread")
 
 #: Global symbol name -> the Python object it stands for (its address is the object).
 PY_OBJECTS: dict[str, Any] = {
     "sxad.py.float": float, "sxad.py.int": int, "sxad.py.bool": bool,
     "sxad.py.True": True, "sxad.py.False": False, "sxad.py.NotImplemented": NotImplemented,
     "sxad.py.ValueError": ValueError, "sxad.py.IndexError": IndexError,
+    "sxad.py.MemoryError": MemoryError,
     "sxad.np.integer": np.integer, "sxad.np.True": np.True_, "sxad.np.False": np.False_,
 }
 
 #: Layout facts of this CPython build that the entry points rely on.
 OB_TYPE_OFFSET = 8                                  # PyObject: ob_refcnt, ob_type
 TUPLE_ITEMS_OFFSET = tuple.__basicsize__            # PyTupleObject.ob_item
+VAR_SIZE_OFFSET = 16                                # PyVarObject.ob_size
+BYTES_DATA_OFFSET = bytes.__basicsize__ - 1         # PyBytesObject.ob_sval
 METH_FASTCALL = 0x0080
 METH_KEYWORDS = 0x0002
 
@@ -48,7 +56,10 @@ def _check_layout() -> None:
     """Refuse to run on a CPython whose object header differs from the one the IR assumes."""
     probe = 1.5
     ob_type = ctypes.c_void_p.from_address(id(probe) + OB_TYPE_OFFSET).value
-    if object.__basicsize__ != 16 or ob_type != id(float):
+    packed = b"layout probe"
+    if object.__basicsize__ != 16 or ob_type != id(float) or \
+            ctypes.c_ssize_t.from_address(id(packed) + VAR_SIZE_OFFSET).value != len(packed) or \
+            ctypes.string_at(id(packed) + BYTES_DATA_OFFSET, len(packed)) != packed:
         raise ImportError("codegen needs a standard 64-bit CPython object layout")
 
 
@@ -66,6 +77,7 @@ def register_symbols() -> None:
             llvm.add_symbol(name, address)
         for name, obj in PY_OBJECTS.items():
             llvm.add_symbol(name, id(obj))
+        llvm.add_symbol(TAPE_LIMIT_SYMBOL, ctypes.addressof(_tape_limit))
         _symbols_ready = True
 
 
@@ -85,6 +97,42 @@ def unresolved(names: list[str]) -> list[str]:
 
     MCJIT aborts the process on an unresolved symbol, so every load checks first."""
     return [n for n in names if not llvm.address_of_symbol(n)]
+
+
+# --------------------------------------------------------------------------- the tape limit
+
+#: The global (an ``int64_t``) that kernels read when their tape must grow: the most bytes a
+#: tape may take. Read at run time, so changing it affects kernels already compiled.
+TAPE_LIMIT_SYMBOL = "sxad.tape_limit"
+DEFAULT_TAPE_LIMIT = 1 << 30   # 1 GiB
+
+
+def _limit_from_environment() -> int:
+    text = os.environ.get("SXAD_TAPE_LIMIT", "").strip().replace("_", "")
+    if not text:
+        return DEFAULT_TAPE_LIMIT
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise ValueError(f"SXAD_TAPE_LIMIT must be a positive number of bytes, got {text!r}")
+    return limit
+
+
+_tape_limit = ctypes.c_int64(_limit_from_environment())
+
+
+def tape_limit() -> int:
+    """The most bytes a kernel's tape may take (``SXAD_TAPE_LIMIT``, default 1 GiB)."""
+    return _tape_limit.value
+
+
+def set_tape_limit(limit: int) -> None:
+    """Change the tape limit of every kernel, compiled or not."""
+    if limit <= 0:
+        raise ValueError(f"the tape limit must be a positive number of bytes, got {limit}")
+    _tape_limit.value = limit
 
 
 # --------------------------------------------------------------------------- target machines
@@ -138,15 +186,69 @@ _new_cfunction.argtypes = [ctypes.POINTER(PyMethodDef), ctypes.c_void_p, ctypes.
 _method_defs: dict[int, PyMethodDef] = {}
 
 
-def make_builtin(name: str, address: int, doc: str,
-                 fallback: Callable[..., Any] | None = None) -> Callable[..., Any]:
+def make_builtin(name: str, address: int, doc: str, fallback: Callable[..., Any] | None = None,
+                 guards: Sequence[Guard] = ()) -> Callable[..., Any]:
     """A Python builtin whose ``METH_FASTCALL | METH_KEYWORDS`` implementation is the native code
-    at ``address``; calls it cannot take go to ``fallback`` (its ``self``; see ``codegen.entry``).
-    The builtin holds a reference to ``fallback``."""
+    at ``address``. Calls it cannot take, and every call once one of ``guards`` fails, go to
+    ``fallback``: its ``self`` is then ``(fallback, packed guards, guarded objects)`` (see
+    ``codegen.entry``), which the builtin keeps alive."""
     with _lock:
         md = _method_defs.get(address)
         if md is None:
             md = _method_defs[address] = PyMethodDef(name.encode(), address,
                                                      METH_FASTCALL | METH_KEYWORDS, doc.encode())
-    # NULL self: a plain function. PyCFunction_NewEx takes its own reference to ``fallback``.
-    return _new_cfunction(ctypes.byref(md), None if fallback is None else id(fallback), None)
+    if fallback is None:
+        return _new_cfunction(ctypes.byref(md), None, None)   # NULL self: a plain function
+    bound = (fallback, *pack_guards(guards))
+    # PyCFunction_NewEx takes its own reference to ``bound``.
+    return _new_cfunction(ctypes.byref(md), id(bound), None)
+
+
+# --------------------------------------------------------------------------- guards
+
+#: ``(owner, name, expected)``: the condition ``owner.name is expected``, or, when ``owner`` is
+#: a dict (a module's globals), ``owner[name] is expected``. Attribute guards may name a
+#: function's ``__code__`` or ``__defaults__`` or a cell's ``cell_contents``.
+Guard = tuple[Any, str, Any]
+_GUARD = struct.Struct("<QQQ")   # slot or dict, key (0 for a slot), expected
+
+
+def pack_guards(guards: Sequence[Guard]) -> tuple[bytes, tuple]:
+    """The guards as the entry point reads them: 24 bytes each, (address of the slot holding
+    the value, 0, expected) or (dict, key, expected); and the objects whose addresses they
+    hold, to keep alive."""
+    packed = []
+    for owner, name, expected in guards:
+        if isinstance(owner, dict):
+            packed.append(_GUARD.pack(id(owner), id(name), id(expected)))
+            continue
+        # The slot of ``None`` defaults is NULL (CPython stores no tuple).
+        value = 0 if expected is None and name == "__defaults__" else id(expected)
+        packed.append(_GUARD.pack(id(owner) + slot_offset(type(owner), name), 0, value))
+    return b"".join(packed), tuple(guards)
+
+
+@functools.cache
+def slot_offset(owner_type: type, name: str) -> int:
+    """Where in an object of ``owner_type`` the pointer read as ``.name`` lives, found by
+    looking for a probe's value in the probe's memory."""
+    value: Any = ("a probe",)
+    probes: dict[tuple[type, str], Callable[[], Any]] = {
+        (types.FunctionType, "__code__"): lambda: _probe_function,
+        (types.FunctionType, "__defaults__"): lambda: _probe_function,
+        (types.CellType, "cell_contents"): lambda: types.CellType(value),
+    }
+    make = probes.get((owner_type, name))
+    if make is None:
+        raise TypeError(f"no native guard for {owner_type.__name__}.{name}")
+    probe = make()
+    target = id(getattr(probe, name))
+    found = [k for k in range(OB_TYPE_OFFSET + 8, owner_type.__basicsize__, 8)
+             if ctypes.c_void_p.from_address(id(probe) + k).value == target]
+    if len(found) != 1:
+        raise ImportError(f"codegen cannot find {owner_type.__name__}.{name} in the object layout")
+    return found[0]
+
+
+def _probe_function(a: Any = ("a probe default",)) -> Any:
+    return a

@@ -8,7 +8,8 @@ import inspect
 import os
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -19,6 +20,7 @@ from .ad.reverse import vjp_program
 from .backends.python_source import compile_python, to_python
 from .ir import BOOL, F64, I64, Func, Type, format_func
 from .diskcache import DiskCache, digest
+from .errors import UnsupportedError
 from .ir import VerifyError, serialize, verify
 from .ir.edit import bind_constants, keep_results
 from .prims import RuleError, result_types
@@ -55,6 +57,19 @@ def _type_of(fn: Callable, name: str, value: Any) -> Type:
         raise TypeError(f"argument `{name}` of {_qualname(fn)}: expected a float, int or bool, "
                         f"got {type(value).__name__} {value!r:.40}")
     return t
+
+
+def _check_int64(fn: Callable, name: str, value: int) -> None:
+    if not -2 ** 63 <= value < 2 ** 63:
+        raise OverflowError(f"argument `{name}` of {_qualname(fn)}: {value} does not fit in a "
+                            f"64-bit integer (sxad computes with numpy's int64)")
+
+
+def _real(label: str, value: Any) -> np.float64:
+    """A tangent or cotangent: a real number, else a TypeError (never a silent nan)."""
+    if isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
+        return np.float64(value)
+    raise TypeError(f"{label} must be a float, got {type(value).__name__} {value!r:.40}")
 
 
 def _qualname(fn: Callable) -> str:
@@ -100,11 +115,45 @@ class _Key:
     types: tuple[Type, ...]
     kind: str                 # "primal", "jvp", "vjp", "hessian"
     wrt: tuple[int, ...] = ()
+    version: int = 0          # of ``fn`` (``_current``): a changed function gets new keys
 
 
 _programs: dict[_Key, Func] = {}
 _kernels: dict[_Key, Callable] = {}
 _lock = threading.RLock()
+
+
+@dataclass(frozen=True)
+class _Version:
+    """What the programs of one function were built from: they serve while ``guards`` hold
+    (``frontend.watch``: its code, and the constants and helpers it reads)."""
+
+    number: int
+    guards: tuple[frontend.Guard, ...]
+
+
+_versions: dict[Callable, _Version] = {}
+
+
+def _current(fn: Callable) -> _Version:
+    """``fn``'s current version; a new one when ``fn`` has changed since the last, which drops
+    the programs and kernels of the old one (they are rebuilt on demand, from the disk cache
+    when the change was undone)."""
+    version = _versions.get(fn)
+    if version is not None and frontend.unchanged(version.guards):
+        return version
+    with _lock:
+        version = _versions.get(fn)
+        if version is not None and frontend.unchanged(version.guards):
+            return version
+        if version is not None:
+            stats["changed"] += 1
+            for cache in (_programs, _kernels):
+                for key in [k for k in cache if k.fn is fn]:
+                    del cache[key]
+        number = 0 if version is None else version.number + 1
+        version = _versions[fn] = _Version(number, frontend.watch(fn))
+        return version
 
 
 def _program(key: _Key) -> Func:
@@ -141,22 +190,31 @@ def _compiler_id() -> str:
     """A digest of sxad's own source: any change to the compiler invalidates saved programs."""
     root = os.path.dirname(os.path.abspath(__file__))
     files = sorted(glob.glob(os.path.join(root, "**", "*.py"), recursive=True))
-    return digest(__version__, *(open(f, encoding="utf-8").read() for f in files))
+    return digest(__version__, *(Path(f).read_text(encoding="utf-8") for f in files))
 
 
 def _build(key: _Key) -> Func:
+    try:
+        return _transform(key)
+    except RecursionError:   # the frontend reports where; a later stage can only say what
+        raise UnsupportedError(f"{_qualname(key.fn)} is nested too deeply for sxad to build its "
+                               f"{key.kind} program (Python's recursion limit was reached)") \
+            from None
+
+
+def _transform(key: _Key) -> Func:
     stats[key.kind] += 1
     if key.kind == "primal":
         return optimize(frontend.lower(key.fn, key.types))
     if key.kind == "hessian":  # forward mode over the (optimized) adjoint program
-        adjoint = _program(_Key(key.fn, key.types, "vjp", key.wrt))
+        adjoint = _program(replace(key, kind="vjp"))
         return optimize(jvp_program(adjoint, key.wrt), DERIVATIVE_PIPELINE)
     if key.kind in ("grad", "value_and_grad"):  # the adjoint seeded with 1: what grad runs
-        adjoint = _program(_Key(key.fn, key.types, "vjp", key.wrt))
+        adjoint = _program(replace(key, kind="vjp"))
         seeded = bind_constants(adjoint, {len(key.types): 1.0})
         keep = range(0 if key.kind == "value_and_grad" else 1, len(adjoint.results))
         return optimize(keep_results(seeded, keep, len(keep) > 1))
-    primal = _program(_Key(key.fn, key.types, "primal"))
+    primal = _program(replace(key, kind="primal", wrt=()))
     transform = jvp_program if key.kind == "jvp" else vjp_program
     return optimize(transform(primal, key.wrt), DERIVATIVE_PIPELINE)
 
@@ -210,7 +268,8 @@ class _Transformed:
 
     Each instance gets a class of its own, so that its ``__call__`` can become the native
     kernel of the last signature seen (``_install``): a call is then one native function call,
-    which hands the calls it cannot take (other types, keywords) back to ``_dispatch``.
+    which hands the calls it cannot take (other types, keywords) back to ``_dispatch``, and all
+    calls once the function has changed (its guards fail): ``_dispatch`` then builds anew.
     """
 
     def __init__(self, fn: Callable, wrt: Any = 0) -> None:
@@ -226,6 +285,9 @@ class _Transformed:
         self.names = _arg_names(fn)
         self.wrt, self.single = _normalize_wrt(fn, wrt)
         self.last_types: tuple[Type, ...] | None = None
+        self.version: _Version | None = None
+        self.kernels: dict[tuple[Type, ...], Callable] = {}   # of ``version``
+        self.installed: dict[_Key, Callable] = {}             # bound builtins of ``version``
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._dispatch(*args, **kwargs)
@@ -234,11 +296,22 @@ class _Transformed:
         """Specialise on the argument types, then run (each transformation defines it)."""
         raise TypeError(f"{type(self).__name__} cannot be called")
 
-    def _install(self, key: _Key) -> None:
-        """Make the native kernel of ``key`` this object's ``__call__``."""
+    def _fresh(self) -> _Version:
+        """The function's current version; kernels of an older one are dropped."""
+        version = _current(self.fn)
+        if version is not self.version:
+            self.version, self.kernels, self.installed = version, {}, {}
+        return version
+
+    def _install(self, key: _Key, version: _Version) -> None:
+        """Make the native kernel of ``key`` this object's ``__call__``, checking ``version``'s
+        guards natively before each call."""
         if BACKEND == "native":
-            import codegen
-            native = codegen.bind_fallback(_compiled(key), self._dispatch)
+            native = self.installed.get(key)
+            if native is None:
+                import codegen
+                native = codegen.bind_fallback(_compiled(key), self._dispatch, version.guards)
+                self.installed[key] = native
             type(self).__call__ = staticmethod(native)
 
     def _bind(self, args: tuple, kwargs: dict) -> tuple:
@@ -254,6 +327,9 @@ class _Transformed:
     def _signature(self, args: tuple) -> tuple[tuple[Type, ...], tuple]:
         types = tuple(_type_of(self.fn, n, a) for n, a in zip(self.names, args))
         self.last_types = types
+        for name, t, a in zip(self.names, types, args):
+            if t is I64:
+                _check_int64(self.fn, name, int(a))
         return types, tuple(_CONVERT[t](a) for t, a in zip(types, args))
 
     def _check_wrt(self, types: Sequence[Type]) -> None:
@@ -287,25 +363,26 @@ class ValueAndGrad(_Transformed):
         if mode not in ("reverse", "forward"):
             raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}")
         self.mode = mode
-        self.kernels: dict[tuple[Type, ...], Callable] = {}
 
     def _dispatch(self, *args: Any, **kwargs: Any) -> Any:
         types, values = self._signature(self._bind(args, kwargs))
-        kernel = self.kernels.get(types) or self._prepare(types)
+        version = self._fresh()
+        kernel = self.kernels.get(types) or self._prepare(types, version)
         if self.mode == "reverse" and (self.single or not self.with_value):
             kind = "value_and_grad" if self.with_value else "grad"
-            self._install(_Key(self.fn, types, kind, self.wrt))
+            self._install(_Key(self.fn, types, kind, self.wrt, version.number), version)
         return kernel(*values)
 
-    def _prepare(self, types: tuple[Type, ...]) -> Callable:
+    def _prepare(self, types: tuple[Type, ...], version: _Version) -> Callable:
         """Check a new signature once, and pick the kernel that serves it."""
         self._check_wrt(types)
-        _scalar_output(self.fn, _program(_Key(self.fn, types, "primal")))
+        _scalar_output(self.fn, _program(_Key(self.fn, types, "primal", (), version.number)))
         if self.mode == "forward":
-            kernel = _forward_kernel(_kernel(_Key(self.fn, types, "jvp", self.wrt)), len(self.wrt))
+            key = _Key(self.fn, types, "jvp", self.wrt, version.number)
+            kernel = _forward_kernel(_kernel(key), len(self.wrt))
         else:
             kind = "value_and_grad" if self.with_value else "grad"
-            kernel = _kernel(_Key(self.fn, types, kind, self.wrt))
+            kernel = _kernel(_Key(self.fn, types, kind, self.wrt, version.number))
         self.kernels[types] = kernel = self._shaped(kernel)
         return kernel
 
@@ -362,10 +439,11 @@ class Jit(_Transformed):
 
     def _dispatch(self, *args: Any, **kwargs: Any) -> Any:
         types, values = self._signature(self._bind(args, kwargs))
-        key = _Key(self.fn, types, "primal")
+        version = self._fresh()
+        key = _Key(self.fn, types, "primal", (), version.number)
         kernel = _kernel(key)
         if BACKEND == "native":
-            self._install(key)
+            self._install(key, version)
             return kernel(*values)
         out = tuple(_scalar(v) for v in _results(kernel(*values)))
         return out if _program(key).tuple_result or len(out) != 1 else out[0]
@@ -389,17 +467,12 @@ def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[A
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
     types, values = t._signature(t._bind(primals, {}))
     wrt = _float_positions(types)
-    program = _program(_Key(f, types, "primal"))
+    version = _current(f).number
+    program = _program(_Key(f, types, "primal", (), version))
     if not wrt:
         return t(*primals), _shape_out(program, [None] * len(program.results))
-    seeds = []
-    for i in wrt:
-        try:
-            seeds.append(np.float64(tangents[i]))
-        except (TypeError, ValueError):
-            raise TypeError(f"jvp: tangent for `{t.names[i]}` must be a float, got "
-                            f"{tangents[i]!r:.40}") from None
-    out = _kernel(_Key(f, types, "jvp", wrt))(*values, *seeds)
+    seeds = [_real(f"jvp: the tangent of `{t.names[i]}`", tangents[i]) for i in wrt]
+    out = _kernel(_Key(f, types, "jvp", wrt, version))(*values, *seeds)
     n = len(program.results)
     dots = iter(out[n:])
     tangents_out = [float(next(dots)) if r.type is F64 else None for r in program.results]
@@ -417,8 +490,11 @@ def vjp(f: Callable, *primals: Any) -> tuple[Any, Callable]:
     types, values = t._signature(t._bind(primals, {}))
     wrt = _float_positions(types)
     value = t(*primals)
-    program = _program(_Key(f, types, "primal"))
+    version = _current(f).number
+    program = _program(_Key(f, types, "primal", (), version))
     floats = [j for j, r in enumerate(program.results) if r.type is F64]
+    # Now, not in ``pullback``: the derivative of ``f`` as it is when ``value`` was computed.
+    kernel = _kernel(_Key(f, types, "vjp", wrt, version)) if wrt else None
 
     def pullback(cotangent: Any) -> tuple:
         cts = _results(cotangent) if program.tuple_result or len(program.results) != 1 \
@@ -426,9 +502,8 @@ def vjp(f: Callable, *primals: Any) -> tuple[Any, Callable]:
         if len(cts) != len(program.results):
             raise ValueError(f"pullback: {_qualname(f)} has {len(program.results)} outputs, "
                              f"got {len(cts)} cotangents")
-        seeds = [np.float64(cts[j]) for j in floats]
-        grads = iter(_kernel(_Key(f, types, "vjp", wrt))(*values, *seeds)[
-            len(program.results):]) if wrt else iter(())
+        seeds = [_real(f"pullback: cotangent {j}", cts[j]) for j in floats]
+        grads = iter(kernel(*values, *seeds)[len(program.results):]) if kernel else iter(())
         return tuple(float(next(grads)) if i in wrt else None for i in range(len(types)))
     return value, pullback
 
@@ -441,8 +516,9 @@ def hessian(f: Callable, wrt: Any = 0) -> Callable:
     def call(*args: Any, **kwargs: Any) -> Any:
         types, values = g._signature(g._bind(args, kwargs))
         g._check_wrt(types)
-        _scalar_output(f, _program(_Key(f, types, "primal")))
-        kernel = _kernel(_Key(f, types, "hessian", g.wrt))
+        version = _current(f).number
+        _scalar_output(f, _program(_Key(f, types, "primal", (), version)))
+        kernel = _kernel(_Key(f, types, "hessian", g.wrt, version))
         n = len(g.wrt)
         rows = []
         for k in range(n):
@@ -481,7 +557,8 @@ def source(f: Callable, *example_args: Any, wrt: Any = 0, mode: str = "reverse",
     kind = {"ir": "primal", "tangent-ir": "jvp", "adjoint-ir": "vjp"}.get(stage)
     if kind is None:
         kind = "primal" if primal_only else ("vjp" if mode == "reverse" else "jvp")
-    program = _program(_Key(fn, types, kind, () if kind == "primal" else positions))
+    program = _program(_Key(fn, types, kind, () if kind == "primal" else positions,
+                            _current(fn).number))
     if stage == "llvm":
         import codegen
         return codegen.llvm_source(program)

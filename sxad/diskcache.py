@@ -8,7 +8,9 @@ An entry is one file ``<key><suffix>``:
 An entry whose magic, key, length or checksum does not match (truncated, corrupted, foreign) is
 counted as rejected and never returned; the next store overwrites it. Location:
 ``$SXAD_CACHE_DIR``, else ``$XDG_CACHE_HOME/sxad``, else ``~/.cache/sxad``. ``SXAD_CACHE=0``
-turns every disk cache off. Disk errors (read-only home, full disk) only cost recomputation.
+turns every disk cache off. Disk errors (read-only home, full disk) only cost recomputation:
+the first failed write to a directory warns (``CacheWarning``) that this process keeps its
+compiled code in memory only.
 """
 from __future__ import annotations
 
@@ -16,10 +18,20 @@ import hashlib
 import os
 import struct
 import tempfile
+import threading
+import warnings
 from collections import Counter
 from pathlib import Path
 
 _HEADER = struct.Struct("<8s32sQ32s")
+
+
+class CacheWarning(RuntimeWarning):
+    """The cache directory cannot be written: compiled code is cached in memory only."""
+
+
+_warned: set[Path] = set()   # directories already warned about
+_warned_lock = threading.Lock()
 
 
 def enabled() -> bool:
@@ -49,7 +61,8 @@ class DiskCache:
     def __init__(self, suffix: str, magic: bytes) -> None:
         assert len(magic) == 8
         self.suffix, self.magic = suffix, magic
-        #: ``disk_hits``, ``disk_writes``, ``disk_rejected`` (a bad entry was found, ignored)
+        #: ``disk_hits``, ``disk_writes``, ``disk_rejected`` (a bad entry was found, ignored),
+        #: ``disk_errors`` (a write failed)
         self.stats: Counter[str] = Counter()
 
     def path(self, key: str) -> Path:
@@ -83,8 +96,8 @@ class DiskCache:
             return
         header = _HEADER.pack(self.magic, bytes.fromhex(key), len(payload),
                               hashlib.sha256(payload).digest())
+        folder = directory()
         try:
-            folder = directory()
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=self.suffix)
             try:
@@ -94,7 +107,9 @@ class DiskCache:
             except BaseException:
                 os.unlink(tmp)
                 raise
-        except OSError:
+        except OSError as err:
+            self.stats["disk_errors"] += 1
+            _warn_unwritable(folder, err)
             return
         self.stats["disk_writes"] += 1
 
@@ -109,3 +124,14 @@ class DiskCache:
                     entry.unlink()
                 except OSError:
                     pass
+
+
+def _warn_unwritable(folder: Path, err: OSError) -> None:
+    with _warned_lock:
+        if folder in _warned:
+            return
+        _warned.add(folder)
+    warnings.warn(f"sxad cannot write its cache directory {folder} ({err.strerror or err}); "
+                  f"compiled code is kept in memory for this process only. Set SXAD_CACHE_DIR "
+                  f"to a writable directory, or SXAD_CACHE=0 to turn the disk cache off.",
+                  CacheWarning, stacklevel=4)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..ir import BOOL, F64, I64, Block, Op, Prim, Type, Value, join
-from ..prims import Emitter
+from ..prims import NUMPY_TYPE, Emitter
 from . import library
 from .scope import MISSING, Scope, describe, dotted, is_scalar
 from .source import Source
@@ -111,7 +111,7 @@ class Expressions:
             return v
         value = self.known(v)
         if value is not None:  # fold: cast(const) is a const of the new type
-            return self.const(value, type_, hint=v.hint)
+            return self.const(_cast(value, v.type, type_), type_, hint=v.hint)
         return self.b.cast(v, type_)
 
     def truthy(self, v: Value) -> Value:
@@ -360,9 +360,9 @@ class Expressions:
         if entry.name == "float" and n == 1 and isinstance(node.args[0], ast.Constant) and \
                 isinstance(node.args[0].value, str):
             return self._float_of_text(node.args[0])
+        args = [self.value(a) for a in node.args]   # first: `max(a for …)` is about the `for`
         if n < entry.min_args or (entry.max_args is not None and n > entry.max_args):
             raise self.error(node, f"`{entry.name}` takes {_arity(entry)}, got {n}")
-        args = [self.value(a) for a in node.args]
         return entry.lower(self, args)
 
     def _float_of_text(self, node: ast.Constant) -> Value:
@@ -395,6 +395,13 @@ class Expressions:
                     self.shared.consts[named] = self.shared.consts[value]
                 return named
         return value
+
+
+def _cast(value: Any, source: Type, target: Type) -> Any:
+    """A constant converted as the cast op converts at run time: numpy's cast, so ``int(1e300)``
+    or ``int(nan)`` is -2**63 (Python's ``int`` would be unbounded, or raise)."""
+    with np.errstate(all="ignore"):
+        return NUMPY_TYPE[target](NUMPY_TYPE[source](value)).item()
 
 
 def straight_line(ops: Sequence[Op]) -> bool:

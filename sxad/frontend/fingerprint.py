@@ -1,11 +1,15 @@
 """A hash of everything lowering reads: the function's source, the sources of the user
-functions it calls (transitively), and the constants it reads from globals and closures."""
+functions it calls (transitively), and the constants it reads from globals and closures.
+
+``watch`` gives the same dependencies as guards that are cheap to check again (identity
+compares, no source reading), so that caches keyed on the function object notice when it
+changes: its ``__code__``, a global or closure constant it reads, a helper it calls."""
 from __future__ import annotations
 
 import ast
 import hashlib
 import types
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -91,3 +95,80 @@ def _constant(obj: Any) -> str:
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     module = getattr(obj, "__module__", None)
     return f"{type(obj).__name__}:{module}.{name}" if name else f"<{type(obj).__name__}>"
+
+
+# --------------------------------------------------------------------------- guards
+
+#: ``(owner, name, expected)``: ``owner.name is expected``, or ``owner[name] is expected`` when
+#: ``owner`` is a dict (a module's globals). The same convention as ``codegen.Guard``.
+Guard = tuple[Any, str, Any]
+
+
+def watch(fn: Any) -> tuple[Guard, ...]:
+    """What ``lower(fn, ...)`` depends on that can change while the source text stays: the
+    ``__code__`` of ``fn`` and of each function it calls (and their ``__defaults__``), and each
+    global, closure variable and module attribute they read that holds a number or a function.
+    Names bound to modules, to library functions or to builtins are not watched."""
+    found: dict[tuple[int, str], Guard] = {}
+    fn = read_source(fn).fn
+    found[(id(fn), "__code__")] = (fn, "__code__", fn.__code__)
+    _watch_function(fn, found, set())
+    return tuple(found.values())
+
+
+def unchanged(guards: tuple[Guard, ...]) -> bool:
+    """Whether every guard still holds."""
+    for owner, name, expected in guards:
+        try:
+            current = dict.get(owner, name, MISSING) if isinstance(owner, dict) \
+                else getattr(owner, name)
+        except (AttributeError, ValueError):   # ValueError: an emptied cell
+            return False
+        if current is not expected:
+            return False
+    return True
+
+
+def _watch_function(fn: types.FunctionType, found: dict[tuple[int, str], Guard],
+                    seen: set[types.FunctionType]) -> None:
+    if fn in seen:
+        return
+    seen.add(fn)
+    try:
+        src = read_source(fn)
+    except SourceUnavailableError:
+        return   # lowering fails on it: nothing is compiled to guard
+    for owner, name, obj in _bindings(src.node, Scope(fn), local_names(src.node)):
+        if not (is_scalar(obj) or isinstance(obj, types.FunctionType)):
+            continue
+        found.setdefault((id(owner), name), (owner, name, obj))
+        if isinstance(obj, types.FunctionType):
+            found.setdefault((id(obj), "__code__"), (obj, "__code__", obj.__code__))
+            found.setdefault((id(obj), "__defaults__"), (obj, "__defaults__", obj.__defaults__))
+            _watch_function(obj, found, seen)
+
+
+def _bindings(node: ast.FunctionDef, scope: Scope, local: set[str]) -> Iterator[Guard]:
+    """(closure cell or dict, name, object) for each free name and module attribute read."""
+    for sub in ast.walk(node):
+        chain = _chain(sub)
+        if chain is None or chain[0] in local:
+            continue
+        head = chain[0]
+        if head in scope.closure:
+            cell = scope.closure[head]
+            try:
+                obj = cell.cell_contents
+            except ValueError:
+                continue
+            yield cell, "cell_contents", obj
+        elif head in scope.globals:
+            obj = scope.globals[head]
+            yield scope.globals, head, obj
+        else:
+            continue   # a builtin, or undefined
+        for attr in chain[1:]:
+            if not isinstance(obj, types.ModuleType) or attr not in vars(obj):
+                break
+            owner, obj = vars(obj), vars(obj)[attr]
+            yield owner, attr, obj

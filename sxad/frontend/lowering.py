@@ -11,9 +11,10 @@ from ..ir import BOOL, F64, I64, Block, Func, Prim, Type, Value, verify
 from ..prims import Emitter, result_types
 from .expressions import Result
 from .loops import Loops
-from .scope import Scope, is_scalar, local_names
+from .scope import Scope, body_nodes, is_scalar, local_names
 from .source import Source
 from .state import Returns, Shared, State
+from .statements import TOO_DEEP
 
 ARG_TYPES = (F64, I64, BOOL)
 
@@ -28,6 +29,7 @@ class Lowerer(Loops):
         self.locals = local_names(src.node)
         self.returns = Returns()
         self.loops = 0
+        _reject_anywhere(src)
         params = {a.arg: a for a in src.node.args.posonlyargs + src.node.args.args}
         self.st = State({})
         for name, value in args.items():
@@ -89,6 +91,22 @@ class Lowerer(Loops):
         return {name: values[name] for name in names}
 
 
+# Constructs that change what the whole function is, even where they never run: a `yield`
+# makes it a generator, `global` and `nonlocal` move its names to other scopes.
+_EVERYWHERE = {ast.Yield: "generators (`yield`) are not supported",
+               ast.YieldFrom: "generators (`yield from`) are not supported",
+               ast.Global: "`global` declarations are not supported",
+               ast.Nonlocal: "`nonlocal` declarations are not supported"}
+
+
+def _reject_anywhere(src: Source) -> None:
+    """Reject those even in code that lowering skips (``if False: yield x``)."""
+    for node in body_nodes(src.node):
+        message = _EVERYWHERE.get(type(node))
+        if message is not None:
+            raise src.error(node, message)
+
+
 def parameters(src: Source) -> list[str]:
     """The parameter names of a function sxad can lower (plain positional ones only)."""
     args = src.node.args
@@ -120,6 +138,8 @@ def lower(fn: Any, arg_types: Sequence[Type]) -> Func:
     shared.stack.append(src.fn.__code__)
     try:
         result = lowerer.run()
+    except RecursionError:   # statements report it where they are; this is a last resort
+        raise _located(shared, src, TOO_DEEP) from None
     except (KeyError, AttributeError, IndexError, TypeError, ValueError) as err:
         raise _internal(shared, src, err) from err
     values = result if isinstance(result, tuple) else (result,)
@@ -146,7 +166,12 @@ def _drop_unused_constants(body: Block) -> Block:
 
 def _internal(shared: Shared, src: Source, err: Exception) -> UnsupportedError:
     """A bug in the frontend, reported where it happened rather than as a bare exception."""
-    what = f"internal error in sxad's frontend ({type(err).__name__}: {err}) while lowering this"
+    return _located(shared, src, f"internal error in sxad's frontend ({type(err).__name__}: "
+                                 f"{err}) while lowering this")
+
+
+def _located(shared: Shared, src: Source, what: str) -> UnsupportedError:
+    """An error at the node being lowered when lowering stopped."""
     if shared.current is None:
         return UnsupportedError(f"{what} (in `{src.name}`)")
     where, node = shared.current

@@ -58,11 +58,19 @@ def _nested_scope(node: ast.AST) -> bool:
 
 
 def _walk(nodes: list[ast.AST]) -> Iterator[ast.AST]:
-    """Every node under ``nodes`` in source order, not entering nested scopes."""
-    for node in nodes:
+    """Every node under ``nodes`` in source order, not entering nested scopes. Iterative, so a
+    long expression (``a + b + … + z`` nests one level per term) needs no deep recursion."""
+    stack = list(reversed(nodes))
+    while stack:
+        node = stack.pop()
         yield node
         if not _nested_scope(node):
-            yield from _walk(list(ast.iter_child_nodes(node)))
+            stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+
+def body_nodes(fn: ast.FunctionDef) -> Iterator[ast.AST]:
+    """Every node of ``fn``'s body in source order, not entering nested scopes."""
+    return _walk(list(fn.body))
 
 
 def _target_names(target: ast.AST) -> Iterator[ast.Name]:

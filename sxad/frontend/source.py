@@ -54,13 +54,18 @@ class Source:
 
 def read_source(fn: Any) -> Source:
     """Parse the definition of ``fn``; ``SourceUnavailableError`` if there is none to read."""
-    fn = inspect.unwrap(fn) if callable(fn) else fn
+    if callable(fn) and not isinstance(fn, types.FunctionType):
+        fn = inspect.unwrap(fn)  # a wrapper object: read what it wraps
+    # A function is read as itself, even with ``__wrapped__``: a ``functools.wraps`` wrapper
+    # computes something else than the function it wraps.
     label = getattr(fn, "__qualname__", None) or repr(fn)
     if not isinstance(fn, types.FunctionType):
         raise SourceUnavailableError(
             f"`{label}` is not a Python function defined with `def`, so its source cannot be read")
     try:
-        lines, first = inspect.getsourcelines(fn)
+        # inspect would follow ``__wrapped__``; its code is the wrapper's own. (Only then the
+        # code: finding the module of a bare code object scans ``sys.modules``, which is slow.)
+        lines, first = inspect.getsourcelines(fn.__code__ if hasattr(fn, "__wrapped__") else fn)
     except (OSError, TypeError) as err:
         raise SourceUnavailableError(
             f"the source of `{label}` is not available ({err}); functions defined in a REPL or "
@@ -73,7 +78,8 @@ def read_source(fn: Any) -> Source:
         raise SourceUnavailableError(
             f"the source of `{label}` could not be parsed on its own ({err.msg})") from None
     node = _definition(fn, module, shift, label)
-    file = inspect.getsourcefile(fn) or fn.__code__.co_filename
+    file = inspect.getsourcefile(fn.__code__ if hasattr(fn, "__wrapped__") else fn) or \
+        fn.__code__.co_filename
     return Source(fn, node, file, tuple(lines), first, shift, indent)
 
 
@@ -92,10 +98,11 @@ def _parse(text: str, lines: list[str], first: int) -> tuple[ast.Module, int, in
 
 def _definition(fn: types.FunctionType, module: ast.Module, shift: int,
                 label: str) -> ast.FunctionDef:
-    if fn.__name__ == "<lambda>":
+    name = fn.__code__.co_name  # not ``__name__``, which wraps or the user may have changed
+    if name == "<lambda>":
         return _lambda_definition(fn, module, shift, label)
     for node in module.body:
-        if isinstance(node, ast.FunctionDef) and node.name == fn.__name__:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
             return node
         if isinstance(node, ast.AsyncFunctionDef):
             raise SourceUnavailableError(f"`{label}` is an async function, which is not supported")

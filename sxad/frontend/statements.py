@@ -37,6 +37,8 @@ _UNSUPPORTED = {
     ast.AsyncFor: "`async for` loops are not supported",
     ast.Match: "`match` statements are not supported",
 }
+TOO_DEEP = ("this statement is nested too deeply for sxad (Python's recursion limit was reached "
+            "while lowering it); split it into several assignments")
 if hasattr(ast, "TryStar"):
     _UNSUPPORTED[ast.TryStar] = "`try` statements are not supported"
 
@@ -66,7 +68,10 @@ class Statements(Expressions):
             raise self.error(node, _UNSUPPORTED.get(
                 type(node), f"`{type(node).__name__}` statements are not supported"))
         with self.located(node), self.into(self.b, st):
-            return method(node, st)
+            try:
+                return method(node, st)
+            except RecursionError:
+                raise self.error(node, TOO_DEEP) from None
 
     def guard(self, rest: Sequence[ast.stmt], st: State) -> State:
         """``rest`` runs only where no exit flag is set: ``if flag: pass else: rest``."""
