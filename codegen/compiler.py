@@ -21,12 +21,12 @@ from typing import Any, Callable, Sequence
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-from sxad.ir import Func, verify
+from sxad.ir import Block, Func, verify
 from sxad.prims import result_types
 
 from . import cache
 from .entry import emit_entry
-from .kernel import emit_kernel
+from .kernel import ABI_TYPE, emit_kernel
 from .lowering import CodegenError
 from .runtime import (Guard, make_builtin, register_symbols, shared_target_machine,
                       target_machine, unresolved)
@@ -47,6 +47,21 @@ class NativeKernel:
 
 _lock = threading.RLock()
 _alive: list[NativeKernel] = []   # never freed: their builtins may be referenced anywhere
+
+
+def _check_types(func: Func) -> None:
+    """Arrays and f32 are not lowered yet (docs/ARRAYS.md step 3): say so, naming the value."""
+    def values(block: Block):
+        yield from block.params
+        for op in block.ops:
+            yield from op.results
+            for region in op.regions:
+                yield from values(region)
+    for value in values(func.body):
+        if value.type not in ABI_TYPE:
+            what = f"`{value.hint}`" if value.hint else "a value"
+            raise CodegenError(f"{func.name}: {what} has type {value.type}, which the native "
+                               f"backend does not support yet (run with SXAD_BACKEND=python)")
 
 
 def symbol_names(name: str) -> tuple[str, str]:
@@ -141,6 +156,7 @@ def elf_symbols(obj: bytes) -> tuple[set[str], set[str]] | None:
 
 def compile_kernel(func: Func, name: str | None = None) -> NativeKernel:
     """The native kernel of ``func``, from the memory cache, the disk cache or a compilation."""
+    _check_types(func)
     name = name or func.name
     with _lock:
         kernel = _by_func.get(func, {}).get(name)

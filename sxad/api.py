@@ -3,7 +3,6 @@ types, transforms it (once per signature), optimizes it, compiles it, and caches
 from __future__ import annotations
 
 import functools
-import glob
 import inspect
 import os
 import threading
@@ -187,10 +186,11 @@ def _load_or_build(key: _Key) -> Func:
 
 @functools.lru_cache(maxsize=1)
 def _compiler_id() -> str:
-    """A digest of sxad's own source: any change to the compiler invalidates saved programs."""
-    root = os.path.dirname(os.path.abspath(__file__))
-    files = sorted(glob.glob(os.path.join(root, "**", "*.py"), recursive=True))
-    return digest(__version__, *(Path(f).read_text(encoding="utf-8") for f in files))
+    """A digest of the compiler's own source: changing it invalidates saved programs. The
+    library of user-level code (``sxad/nn``) is left out: callers fingerprint what they use."""
+    root = Path(__file__).resolve().parent
+    files = sorted(f for f in root.rglob("*.py") if "nn" not in f.relative_to(root).parts[:1])
+    return digest(__version__, *(f.read_text(encoding="utf-8") for f in files))
 
 
 def _build(key: _Key) -> Func:

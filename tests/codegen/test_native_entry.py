@@ -131,3 +131,13 @@ def test_kernel_address_is_a_c_function():
                                  ctypes.POINTER(ctypes.c_double))
     out = ctypes.c_double()
     assert prototype(kernel.address)(1.5, 2, ctypes.byref(out)) == 0 and out.value == 3.5
+
+
+def test_arrays_are_refused_with_a_clear_error():
+    from sxad.ir import ArrayType, F64, Func, Value
+    from sxad.prims import Emitter
+    x = Value(ArrayType(F64, 1), "x")
+    b = Emitter([x])
+    func = Func("f", b.finish([b.exp(x)]), ("x",))
+    with pytest.raises(codegen.CodegenError, match="`x` has type .* does not support yet"):
+        codegen.compile_kernel(func)
