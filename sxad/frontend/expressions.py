@@ -1,6 +1,8 @@
 """Lowering expressions: Python's numeric typing (bool < int < float) made explicit with casts."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import ast
 import types
 from contextlib import contextmanager
@@ -48,7 +50,7 @@ _STRAIGHT = frozenset(Prim) - {Prim.IF, Prim.FOR, Prim.WHILE, Prim.PUSH, Prim.PO
 _INT64 = (-2 ** 63, 2 ** 63 - 1)
 
 
-class Expressions:
+class Expressions(ABC):
     src: Source
     scope: Scope
     shared: Shared
@@ -372,8 +374,9 @@ class Expressions:
         except ValueError:
             raise self.error(node, f"float({node.value!r}) is not a number") from None
 
+    @abstractmethod
     def inline(self, fn: types.FunctionType, node: ast.Call) -> Result:
-        raise NotImplementedError  # provided by the lowerer
+        """The call of user function ``fn`` at ``node``, inlined (statements.py lowers bodies)."""
 
     # ----------------------------------------------------------------------- names for values
 
