@@ -5,58 +5,11 @@ tests/inspection/test_trace_golden.py`` and review ``git diff tests/golden``.
 """
 from __future__ import annotations
 
-import os
-import pathlib
-
-import numpy as np
 import pytest
 
 import sxad
-
-GOLDEN = pathlib.Path(__file__).resolve().parents[1] / "golden"
-
-
-def seed(x1, x2):
-    return np.log(x1) + x1 * x2 - np.sin(x2)
-
-
-def eq_3_44(x):
-    a = np.exp(x)
-    b = a ** 2
-    c = a + b
-    d = np.exp(c)
-    e = np.sin(c)
-    return d + e
-
-
-def power_sum(x, n):
-    s = 0.0
-    p = 1.0
-    for i in range(n):
-        p = p * x
-        s = s + p / (i + 1)
-    return s
-
-
-def newton_sqrt(a):
-    x = a
-    while abs(x * x - a) > 1e-12 * a:
-        x = 0.5 * (x + a / x)
-    return x
-
-
-def piecewise(x, y):
-    if x > y:
-        r = x * np.exp(-y)
-    elif x > 0:
-        r = np.sqrt(x) + y
-    else:
-        r = -x * y
-    return r
-
-
-def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+from golden_programs import (assert_matches_golden, eq_3_44, newton_sqrt, piecewise,
+                             power_sum, seed, sigmoid)
 
 
 def network(w11_1, w12_1, w10_1, w21_1, w22_1, w20_1, w11_2, w12_2, w10_2, a1_0, a2_0, y):
@@ -101,12 +54,7 @@ def render(name: str) -> str:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_trace_rendering_matches_golden_file(name):
-    text = render(name)
-    path = GOLDEN / name
-    if os.environ.get("SXAD_UPDATE_GOLDEN"):
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"no golden file {path}; run with SXAD_UPDATE_GOLDEN=1"
-    assert text == path.read_text(encoding="utf-8"), f"trace {name} changed; review the diff"
+    assert_matches_golden(name, render(name))
 
 
 def test_str_is_the_text_rendering():
