@@ -10,6 +10,7 @@ import pytest
 
 from arrays.harness import (array, check_backends, check_derivatives, check_f32, derivatives,
                             numpy_value)
+from ir_builders import branch, loop
 from sxad.backends.interpreter import interpret
 from sxad.ir import F32, F64, I64, Func, Prim, Type, Value
 from sxad.prims import Emitter
@@ -29,23 +30,6 @@ def args_for(func: Func, shapes: list, positive: bool = False) -> list:
         v = rng.uniform(0.5, 1.5, size=shape) if positive else rng.normal(size=shape)
         out.append(numpy_value(v, p.type))
     return out
-
-
-def loop(b: Emitter, lo, hi, step, init, body_fn):
-    i = Value(I64, "i")
-    params = [Value(v.type, v.hint) for v in init]
-    body = Emitter([i, *params])
-    yields = body_fn(body, i, *params)
-    return b.op(Prim.FOR, [lo, hi, step, *init], [v.type for v in init],
-                regions=[body.finish(yields)], hints=[v.hint for v in init])
-
-
-def branch(b: Emitter, cond, then_fn, else_fn, types):
-    regions = []
-    for fn in (then_fn, else_fn):
-        e = Emitter([])
-        regions.append(e.finish(fn(e)))
-    return b.op(Prim.IF, [cond], types, regions=regions)
 
 
 # --------------------------------------------------------------------------- cases
