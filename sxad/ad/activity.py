@@ -7,7 +7,7 @@ point over the whole function, so loop-carried values and tape pairs need no spe
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..ir import Block, Func, Op, Prim, Value
 from ..prims import rule_for
@@ -17,15 +17,20 @@ def _differentiable(op: Op) -> bool:
     return rule_for(op.prim, "activity analysis").differentiable
 
 
-def varied(func: Func, seeds: Iterable[Value]) -> set[Value]:
-    """Values that depend differentiably on ``seeds``."""
-    out = {v for v in seeds if v.type.is_float}
-    pushed: dict[object, Value] = {}
+def _fixed_point(func: Func, start: Iterable[Value], sweep: Callable[..., None]) -> set[Value]:
+    """Grow the float values of ``start`` by whole-function ``sweep``s until nothing changes."""
+    out = {v for v in start if v.type.is_float}
+    pairs: dict[object, Value] = {}  # tape slot → the value its push or pop carries
     while True:
         size = len(out)
-        _forward_block(func.body, out, pushed)
+        sweep(func.body, out, pairs)
         if len(out) == size:
             return out
+
+
+def varied(func: Func, seeds: Iterable[Value]) -> set[Value]:
+    """Values that depend differentiably on ``seeds``."""
+    return _fixed_point(func, seeds, _forward_block)
 
 
 def _mark(out: set[Value], value: Value, condition: bool) -> None:
@@ -74,13 +79,7 @@ def _forward_loop(op: Op, out: set[Value], pushed: dict[object, Value]) -> None:
 
 def useful(func: Func, sinks: Iterable[Value]) -> set[Value]:
     """Values on which ``sinks`` depend differentiably."""
-    out = {v for v in sinks if v.type.is_float}
-    popped: dict[object, Value] = {}
-    while True:
-        size = len(out)
-        _backward_block(func.body, out, popped)
-        if len(out) == size:
-            return out
+    return _fixed_point(func, sinks, _backward_block)
 
 
 def _backward_block(block: Block, out: set[Value], popped: dict[object, Value]) -> None:
