@@ -1,0 +1,589 @@
+"""Matrix products for native code: numpy's bundled OpenBLAS, or a blocked LLVM kernel.
+
+numpy wheels ship OpenBLAS (``numpy.libs/libscipy_openblas64_*.so``) exporting the CBLAS
+interface with 64-bit integers (``scipy_cblas_dgemm64_``…). ``register()`` finds it through
+ctypes and gives its functions stable names (``sxad.blas.dgemm``…) with ``llvm.add_symbol``,
+so the IR, and the object code cached on disk, never holds an address.
+
+``emit_gemm``/``emit_gemv`` emit a row-major call at the builder's position. Without OpenBLAS
+(another numpy build) or with ``SXAD_BLAS=0`` they call a kernel emitted into the module
+instead (once per dtype): a packed, register-blocked gemm (Goto/BLIS style: an MR×NR tile of C
+held in vector registers, A and B packed into zero-padded panels) and a vectorizable gemv.
+OpenBLAS is called at every size: its own small-matrix path costs ~0.05 µs at 4×4×4 and beats
+the kernel on nearly every small shape (benchmarks/bench_kernels.py).
+
+OpenBLAS threads: numpy's OpenBLAS starts one thread per core, and with 2 threads its gemm
+falls below its 1-thread speed when the other core is busy. ``register()`` leaves the thread
+count alone unless ``SXAD_BLAS_THREADS`` is set (it is process-wide: numpy's own matmul shares
+it); ``set_threads`` changes it.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+import llvmlite.binding as llvm
+import numpy as np
+from llvmlite import ir
+
+from sxad.ir import F32, F64, Type
+
+INT1 = ir.IntType(1)
+INT32 = ir.IntType(32)
+INT64 = ir.IntType(64)
+PTR = ir.PointerType()
+LL_FLOAT: dict[Type, ir.Type] = {F64: ir.DoubleType(), F32: ir.FloatType()}
+LETTER: dict[Type, str] = {F64: "d", F32: "s"}
+
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112     # CBLAS enum values
+#: stable symbol name -> the CBLAS function of numpy's OpenBLAS
+SYMBOLS = {f"sxad.blas.{t}{f}": f"scipy_cblas_{t}{f}64_" for t in "sd" for f in ("gemm", "gemv")}
+_THREADS_FUNCTION = "scipy_openblas_set_num_threads64_"
+_THREADS_QUERY = "scipy_openblas_get_num_threads64_"
+
+_lock = threading.Lock()
+_library: ctypes.CDLL | None = None
+_registered = False
+
+
+# --------------------------------------------------------------------------- finding OpenBLAS
+
+def library_paths() -> list[str]:
+    """Candidate OpenBLAS libraries bundled with numpy (wheel layouts of numpy 1.x and 2.x)."""
+    root = os.path.dirname(np.__file__)
+    patterns = [os.path.join(root, "..", "numpy.libs", "libscipy_openblas*.so*"),
+                os.path.join(root, ".libs", "libscipy_openblas*.so*"),
+                os.path.join(root, "..", "numpy.libs", "libopenblas*.so*"),
+                os.path.join(root, ".libs", "libopenblas*.so*")]
+    return sorted(path for pattern in patterns for path in glob.glob(pattern))
+
+
+def _open_library() -> ctypes.CDLL | None:
+    """The first candidate that exports every CBLAS function we call."""
+    for path in library_paths():
+        try:
+            lib = ctypes.CDLL(path)    # numpy loaded it already: the same handle
+        except OSError:
+            continue
+        if all(hasattr(lib, name) for name in SYMBOLS.values()):
+            return lib
+    return None
+
+
+def register() -> bool:
+    """Make the ``sxad.blas.*`` symbols resolvable (once); whether OpenBLAS was found.
+
+    Must run before object code calling them is loaded; ``emit_gemm`` calls it, so a module
+    that calls BLAS has always registered it when it is built in this process."""
+    global _library, _registered
+    with _lock:
+        if not _registered:
+            _library = _open_library()
+            if _library is not None:
+                for name, cname in SYMBOLS.items():
+                    function = getattr(_library, cname)
+                    llvm.add_symbol(name, ctypes.cast(function, ctypes.c_void_p).value)
+                threads = os.environ.get("SXAD_BLAS_THREADS", "").strip()
+                if threads:
+                    _set_threads(int(threads))
+            _registered = True
+        return _library is not None
+
+
+def available() -> bool:
+    """Whether the emitters call OpenBLAS: it was found and ``SXAD_BLAS`` is not ``0``."""
+    return os.environ.get("SXAD_BLAS", "1").strip() != "0" and register()
+
+
+def _set_threads(count: int) -> None:
+    if _library is not None and hasattr(_library, _THREADS_FUNCTION):
+        function = getattr(_library, _THREADS_FUNCTION)
+        function.argtypes, function.restype = [ctypes.c_int], None
+        function(count)
+
+
+def set_threads(count: int) -> None:
+    """OpenBLAS's thread count, for the whole process (numpy's matmul included)."""
+    register()
+    with _lock:
+        _set_threads(count)
+
+
+def threads() -> int | None:
+    """OpenBLAS's thread count, or None without OpenBLAS."""
+    if not register() or not hasattr(_library, _THREADS_QUERY):
+        return None
+    function = getattr(_library, _THREADS_QUERY)
+    function.restype = ctypes.c_int
+    return int(function())
+
+
+# --------------------------------------------------------------------------- emitters
+
+def _declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+    existing = module.globals.get(name)
+    return existing if existing is not None else ir.Function(
+        module, ir.FunctionType(ret, args), name)
+
+
+def _flag(value: bool | ir.Value) -> ir.Value:
+    return ir.Constant(INT1, int(value)) if isinstance(value, bool) else value
+
+
+def _scalar(fty: ir.Type, value: float | ir.Value) -> ir.Value:
+    return ir.Constant(fty, float(value)) if isinstance(value, (int, float)) else value
+
+
+def _use_blas(blas: bool | None) -> bool:
+    return available() if blas is None else blas and register()
+
+
+def emit_gemm(cx, dtype: Type, trans_a: bool | ir.Value, trans_b: bool | ir.Value,
+              m: ir.Value, n: ir.Value, k: ir.Value, alpha: float | ir.Value, a: ir.Value,
+              lda: ir.Value, b: ir.Value, ldb: ir.Value, beta: float | ir.Value, c: ir.Value,
+              ldc: ir.Value, *, blas: bool | None = None) -> None:
+    """C := alpha·op(A)·op(B) + beta·C, row-major; op(A) is m×k, op(B) k×n, C m×n; ``lda``…
+    in elements. ``trans_*``: Python bools or i1 values. C is not read when beta is 0 (as
+    BLAS). ``blas``: None follows ``available()``; False forces the LLVM kernel."""
+    fty = LL_FLOAT[dtype]
+    ta, tb = _flag(trans_a), _flag(trans_b)
+    alpha, beta = _scalar(fty, alpha), _scalar(fty, beta)
+    own = [ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc]
+    if not _use_blas(blas):
+        cx.b.call(gemm_function(cx.module, dtype), own)
+        return
+    cblas = _declare(cx.module, f"sxad.blas.{LETTER[dtype]}gemm", ir.VoidType(),
+                     [INT32] * 3 + [INT64] * 3 + [fty, PTR, INT64, PTR, INT64, fty, PTR, INT64])
+    # OpenBLAS checks leading dimensions even where it reads nothing (an empty operand, k = 0:
+    # C := beta·C); give it ones it accepts then
+    bd = cx.b
+    widest = _max(bd, _max(bd, m, n), _i(1))
+    no_k = bd.icmp_signed("<=", k, _i(0))
+    lda, ldb = (bd.select(no_k, widest, _max(bd, ld, _i(1))) for ld in (lda, ldb))
+    ldc = _max(bd, ldc, _i(1))
+    cx.b.call(cblas, [ir.Constant(INT32, ROW_MAJOR), _trans_enum(cx.b, ta), _trans_enum(cx.b, tb),
+                      m, n, k, alpha, a, lda, b, ldb, beta, c, ldc])
+
+
+def emit_gemv(cx, dtype: Type, trans: bool | ir.Value, m: ir.Value, n: ir.Value,
+              alpha: float | ir.Value, a: ir.Value, lda: ir.Value, x: ir.Value,
+              incx: ir.Value, beta: float | ir.Value, y: ir.Value, incy: ir.Value, *,
+              blas: bool | None = None) -> None:
+    """y := alpha·op(A)·x + beta·y, A m×n row-major (op(A) = Aᵀ when ``trans``: x has m
+    elements, y n); ``incx``, ``incy`` > 0 element strides. y is not read when beta is 0."""
+    fty = LL_FLOAT[dtype]
+    trans = _flag(trans)
+    alpha, beta = _scalar(fty, alpha), _scalar(fty, beta)
+    own = [trans, m, n, alpha, a, lda, x, incx, beta, y, incy]
+    if not _use_blas(blas):
+        cx.b.call(gemv_function(cx.module, dtype), own)
+        return
+    cblas = _declare(cx.module, f"sxad.blas.{LETTER[dtype]}gemv", ir.VoidType(),
+                     [INT32, INT32, INT64, INT64, fty, PTR, INT64, PTR, INT64, fty, PTR, INT64])
+    cx.b.call(cblas, [ir.Constant(INT32, ROW_MAJOR), _trans_enum(cx.b, trans), m, n, alpha, a,
+                      _max(cx.b, lda, _i(1)), x, incx, beta, y, incy])
+
+
+def _trans_enum(b: ir.IRBuilder, flag: ir.Value) -> ir.Value:
+    return b.select(flag, ir.Constant(INT32, TRANS), ir.Constant(INT32, NO_TRANS))
+
+
+# --------------------------------------------------------------------------- IR helpers
+
+def _i(value: int) -> ir.Constant:
+    return ir.Constant(INT64, value)
+
+
+@contextmanager
+def _loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: int = 1,
+          name: str = "i") -> Iterator[ir.Value]:
+    """for (i = start; i < stop; i += step): a guarded, bottom-tested loop (the shape LLVM's
+    vectorizer expects); yields i."""
+    fn = b.function
+    before = b.block
+    body = fn.append_basic_block(f"{name}.body")
+    after = fn.append_basic_block(f"{name}.end")
+    b.cbranch(b.icmp_signed("<", start, stop), body, after)
+    b.position_at_end(body)
+    index = b.phi(INT64, name=name)
+    index.add_incoming(start, before)
+    yield index
+    following = b.add(index, _i(step), name=f"{name}.next")
+    index.add_incoming(following, b.block)
+    b.cbranch(b.icmp_signed("<", following, stop), body, after)
+    b.position_at_end(after)
+
+
+def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _max(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed(">", x, y), x, y)
+
+
+def _new_function(module: ir.Module, name: str, ret: ir.Type, args: list[tuple[str, ir.Type]],
+                  ) -> tuple[ir.Function, ir.IRBuilder]:
+    fn = ir.Function(module, ir.FunctionType(ret, [t for _, t in args]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    for arg, (arg_name, _) in zip(fn.args, args):
+        arg.name = arg_name
+    return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+
+
+def _element(b: ir.IRBuilder, fty: ir.Type, base: ir.Value, index: ir.Value) -> ir.Value:
+    return b.gep(base, [index], source_etype=fty)
+
+
+def _matrix_index(b: ir.IRBuilder, trans: ir.Value, row: ir.Value, col: ir.Value,
+                  ld: ir.Value) -> ir.Value:
+    """The offset of op(M)[row, col] in a row-major M with leading dimension ld."""
+    return b.select(trans, b.add(b.mul(col, ld), row), b.add(b.mul(row, ld), col))
+
+
+def _scaled_store(b: ir.IRBuilder, fty: ir.Type, pointer: ir.Value, value: ir.Value,
+                  beta: ir.Value, beta_zero: ir.Value) -> None:
+    """*pointer = value + beta·*pointer, without reading it into the sum when beta is 0 (a nan
+    in an uninitialised output must not leak in)."""
+    old = b.load(pointer, typ=fty)
+    b.store(b.select(beta_zero, value, b.call(_fma(b.module, fty), [beta, old, value])), pointer)
+
+
+def _fma(module: ir.Module, ty: ir.Type) -> ir.Function:
+    if isinstance(ty, ir.VectorType):
+        suffix = f"v{ty.count}{'f64' if isinstance(ty.element, ir.DoubleType) else 'f32'}"
+    else:
+        suffix = "f64" if isinstance(ty, ir.DoubleType) else "f32"
+    return _declare(module, f"llvm.fma.{suffix}", ty, [ty] * 3)
+
+
+# --------------------------------------------------------------------------- the gemm kernel
+
+def vector_bits() -> int:
+    """The widest vector registers of the host, which the micro-kernel's tile is made of."""
+    features = llvm.get_host_cpu_features()
+    if features.get("avx512f"):
+        return 512
+    return 256 if features.get("avx") else 128
+
+
+def tile(dtype: Type) -> tuple[int, int, int]:
+    """(MR, NR, W): the micro-kernel's C tile is MR rows × NR columns, NR = 2 vectors of W.
+    MR·NR/W accumulators + 2 B vectors + 1 broadcast fit the 16 (32 with AVX-512) registers."""
+    width = vector_bits() // (64 if dtype == F64 else 32)
+    rows = 8 if vector_bits() == 512 else 6
+    return rows, 2 * width, width
+
+
+KC, MC, NC = 256, 96, 4096      # the k, m, n block sizes of the packed panels (L1/L2/L3)
+
+
+def gemm_function(module: ir.Module, dtype: Type) -> ir.Function:
+    """``void sxad.gemm.<t>(i1 ta, i1 tb, i64 m, n, k, T alpha, ptr a, i64 lda, ptr b,
+    i64 ldb, T beta, ptr c, i64 ldc)``, emitted into ``module`` once."""
+    name = f"sxad.gemm.{dtype}"
+    if name in module.globals:
+        return module.globals[name]
+    return _GemmEmitter(module, dtype, name).fn
+
+
+class _GemmEmitter:
+    """Goto's loop nest: for each NC block of columns, each KC block of k: pack op(B) into
+    NR-wide panels; for each MC block of rows: pack op(A) into MR-high panels and run the
+    micro-kernel over the tiles. Packed panels are zero-padded, so edge tiles compute a whole
+    tile and store the part inside C."""
+
+    def __init__(self, module: ir.Module, dtype: Type, name: str) -> None:
+        self.module, self.dtype = module, dtype
+        self.fty = LL_FLOAT[dtype]
+        self.size = 8 if dtype == F64 else 4
+        self.mr, self.nr, self.w = tile(dtype)
+        self.vty = ir.VectorType(self.fty, self.w)
+        self.mc = MC // self.mr * self.mr
+        self.nc = NC // self.nr * self.nr
+        self.micro = self.emit_micro(f"{name}.micro")
+        self.pack_a = self.emit_pack(f"{name}.pack_a", self.mr)
+        self.pack_b = self.emit_pack(f"{name}.pack_b", self.nr)
+        self.naive = self.emit_naive(f"{name}.naive")
+        self.fn = self.emit_driver(name)
+
+    # -- the micro-kernel: C[0:rows, 0:cols] = alpha·Ap·Bp + beta·C (an MR×NR buffer for
+    #    edge tiles is passed in: no alloca)
+
+    def emit_micro(self, name: str) -> ir.Function:
+        fty, vty, mr, nr, w = self.fty, self.vty, self.mr, self.nr, self.w
+        fn, b = _new_function(self.module, name, ir.VoidType(), [
+            ("kb", INT64), ("ap", PTR), ("bp", PTR), ("c", PTR), ("ldc", INT64),
+            ("alpha", fty), ("beta", fty), ("rows", INT64), ("cols", INT64), ("buffer", PTR)])
+        kb, ap, bp, c, ldc, alpha, beta, rows, cols, buffer = fn.args
+        for pointer in (ap, bp, c, buffer):
+            pointer.add_attribute("noalias")
+        fma = _fma(self.module, vty)
+        zero = ir.Constant(vty, None)
+        vectors = nr // w
+        entry = b.block
+        body = fn.append_basic_block("k.body")
+        done = fn.append_basic_block("k.end")
+        b.cbranch(b.icmp_signed(">", kb, _i(0)), body, done)
+        b.position_at_end(body)
+        p = b.phi(INT64, name="p")
+        acc = [[b.phi(vty, name=f"acc{i}.{v}") for v in range(vectors)] for i in range(mr)]
+        b_row = _element(b, fty, bp, b.mul(p, _i(nr)))
+        b_vectors = [b.load(_element(b, fty, b_row, _i(v * w)), typ=vty, align=self.size)
+                     for v in range(vectors)]
+        a_col = _element(b, fty, ap, b.mul(p, _i(mr)))
+        new_acc = []
+        for i in range(mr):
+            a_value = b.load(_element(b, fty, a_col, _i(i)), typ=fty)
+            splat = self.splat(b, a_value)
+            new_acc.append([b.call(fma, [splat, b_vectors[v], acc[i][v]])
+                            for v in range(vectors)])
+        p_next = b.add(p, _i(1))
+        p.add_incoming(_i(0), entry)
+        p.add_incoming(p_next, b.block)
+        for i in range(mr):
+            for v in range(vectors):
+                acc[i][v].add_incoming(zero, entry)
+                acc[i][v].add_incoming(new_acc[i][v], b.block)
+        b.cbranch(b.icmp_signed("<", p_next, kb), body, done)
+        b.position_at_end(done)
+        final = [[b.phi(vty) for _ in range(vectors)] for _ in range(mr)]
+        for i in range(mr):
+            for v in range(vectors):
+                final[i][v].add_incoming(zero, entry)
+                final[i][v].add_incoming(new_acc[i][v], body)
+        self.store_tile(fn, b, final, buffer, c, ldc, alpha, beta, rows, cols)
+        return fn
+
+    def splat(self, b: ir.IRBuilder, value: ir.Value) -> ir.Value:
+        vector = b.insert_element(ir.Constant(self.vty, ir.Undefined), value, ir.Constant(INT32, 0))
+        mask = ir.Constant(ir.VectorType(INT32, self.w), [0] * self.w)
+        return b.shuffle_vector(vector, ir.Constant(self.vty, ir.Undefined), mask)
+
+    def store_tile(self, fn: ir.Function, b: ir.IRBuilder, acc: list[list[ir.Value]],
+                   buffer: ir.Value, c: ir.Value, ldc: ir.Value, alpha: ir.Value, beta: ir.Value,
+                   rows: ir.Value, cols: ir.Value) -> None:
+        """A whole tile straight into C with vector stores; an edge tile through a buffer."""
+        fty, vty, mr, nr, w = self.fty, self.vty, self.mr, self.nr, self.w
+        beta_zero = b.fcmp_ordered("==", beta, ir.Constant(fty, 0.0))
+        alpha_v = self.splat(b, alpha)
+        beta_v = self.splat(b, beta)
+        whole = b.and_(b.icmp_signed("==", rows, _i(mr)), b.icmp_signed("==", cols, _i(nr)))
+        with b.if_else(whole) as (then, otherwise):
+            with then:
+                for i in range(mr):
+                    row = _element(b, fty, c, b.mul(_i(i), ldc))
+                    for v in range(len(acc[i])):
+                        pointer = _element(b, fty, row, _i(v * w))
+                        value = b.fmul(alpha_v, acc[i][v])
+                        old = b.load(pointer, typ=vty, align=self.size)
+                        mixed = b.call(_fma(self.module, vty), [beta_v, old, value])
+                        b.store(b.select(beta_zero, value, mixed), pointer, align=self.size)
+            with otherwise:
+                for i in range(mr):
+                    for v in range(len(acc[i])):
+                        pointer = _element(b, fty, buffer, _i(i * nr + v * w))
+                        b.store(b.fmul(alpha_v, acc[i][v]), pointer, align=self.size)
+                with _loop(b, _i(0), rows, name="i") as i:
+                    with _loop(b, _i(0), cols, name="j") as j:
+                        value = b.load(_element(b, fty, buffer, b.add(b.mul(i, _i(nr)), j)),
+                                       typ=fty)
+                        pointer = _element(b, fty, c, b.add(b.mul(i, ldc), j))
+                        _scaled_store(b, fty, pointer, value, beta, beta_zero)
+        b.ret_void()
+
+    # -- packing: dst[panel][p][e] = op(M)[start + panel·width + e, p0 + p], 0 beyond `count`
+
+    def emit_pack(self, name: str, width: int) -> ir.Function:
+        """Packs `count` rows (of op(A), or columns of op(B), called with the roles swapped:
+        op(B)[p, j] = Bᵀ[j, p]) × kb into panels `width` high."""
+        fty = self.fty
+        fn, b = _new_function(self.module, name, ir.VoidType(), [
+            ("dst", PTR), ("src", PTR), ("ld", INT64), ("trans", INT1), ("start", INT64),
+            ("count", INT64), ("p0", INT64), ("kb", INT64)])
+        dst, src, ld, trans, start, count, p0, kb = fn.args
+        for pointer in (dst, src):
+            pointer.add_attribute("noalias")
+        last = b.sub(count, _i(1))
+        zero = ir.Constant(fty, 0.0)
+        with _loop(b, _i(0), count, step=width, name="panel") as panel:
+            out = _element(b, fty, dst, b.mul(panel, kb))
+            with _loop(b, _i(0), kb, name="p") as p:
+                column = b.add(p0, p)
+                for e in range(width):
+                    index = b.add(panel, _i(e))
+                    inside = b.icmp_signed("<=", index, last)
+                    clamped = b.add(start, b.select(inside, index, last))
+                    offset = _matrix_index(b, trans, clamped, column, ld)
+                    value = b.load(_element(b, fty, src, offset), typ=fty)
+                    target = _element(b, fty, out, b.add(b.mul(p, _i(width)), _i(e)))
+                    b.store(b.select(inside, value, zero), target)
+        b.ret_void()
+        return fn
+
+    # -- without memory for the panels: the plain triple loop
+
+    def emit_naive(self, name: str) -> ir.Function:
+        fty = self.fty
+        fn, b = _new_function(self.module, name, ir.VoidType(), self.arguments())
+        ta, tb, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc = fn.args
+        beta_zero = b.fcmp_ordered("==", beta, ir.Constant(fty, 0.0))
+        with _loop(b, _i(0), m, name="i") as i:
+            with _loop(b, _i(0), n, name="j") as j:
+                before = b.block
+                total = self.dot(fn, b, k, a, lda, ta, i, bm, ldb, tb, j, before)
+                pointer = _element(b, fty, c, b.add(b.mul(i, ldc), j))
+                _scaled_store(b, fty, pointer, b.fmul(alpha, total), beta, beta_zero)
+        b.ret_void()
+        return fn
+
+    def dot(self, fn: ir.Function, b: ir.IRBuilder, k: ir.Value, a: ir.Value, lda: ir.Value,
+            ta: ir.Value, i: ir.Value, bm: ir.Value, ldb: ir.Value, tb: ir.Value,
+            j: ir.Value, before: ir.Block) -> ir.Value:
+        fty = self.fty
+        body = fn.append_basic_block("dot.body")
+        done = fn.append_basic_block("dot.end")
+        zero = ir.Constant(fty, 0.0)
+        b.cbranch(b.icmp_signed(">", k, _i(0)), body, done)
+        b.position_at_end(body)
+        p, total = b.phi(INT64), b.phi(fty)
+        x = b.load(_element(b, fty, a, _matrix_index(b, ta, i, p, lda)), typ=fty)
+        y = b.load(_element(b, fty, bm, _matrix_index(b, tb, p, j, ldb)), typ=fty)
+        following = b.call(_fma(self.module, fty), [x, y, total])
+        p_next = b.add(p, _i(1))
+        for phi, start, step in ((p, _i(0), p_next), (total, zero, following)):
+            phi.add_incoming(start, before)
+            phi.add_incoming(step, body)
+        b.cbranch(b.icmp_signed("<", p_next, k), body, done)
+        b.position_at_end(done)
+        result = b.phi(fty)
+        result.add_incoming(zero, before)
+        result.add_incoming(following, body)
+        return result
+
+    # -- the driver
+
+    def arguments(self) -> list[tuple[str, ir.Type]]:
+        fty = self.fty
+        return [("ta", INT1), ("tb", INT1), ("m", INT64), ("n", INT64), ("k", INT64),
+                ("alpha", fty), ("a", PTR), ("lda", INT64), ("b", PTR), ("ldb", INT64),
+                ("beta", fty), ("c", PTR), ("ldc", INT64)]
+
+    def emit_driver(self, name: str) -> ir.Function:
+        fty, mr, nr = self.fty, self.mr, self.nr
+        fn, b = _new_function(self.module, name, ir.VoidType(), self.arguments())
+        ta, tb, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc = fn.args
+        malloc = _declare(self.module, "malloc", PTR, [INT64])
+        free = _declare(self.module, "free", ir.VoidType(), [PTR])
+        empty = b.or_(b.icmp_signed("<=", m, _i(0)), b.icmp_signed("<=", n, _i(0)))
+        with b.if_then(empty):
+            b.ret_void()
+        with b.if_then(b.icmp_signed("<=", k, _i(0))):     # C := beta·C
+            b.call(self.naive, list(fn.args))
+            b.ret_void()
+        kc = _min(b, k, _i(KC))
+        round_up = lambda x, to: b.mul(b.sdiv(b.add(x, _i(to - 1)), _i(to)), _i(to))
+        a_count = b.mul(round_up(_min(b, m, _i(self.mc)), mr), kc)
+        # the packed A panels, then room for one tile (the micro-kernel's edge buffer)
+        a_bytes = b.mul(b.add(a_count, _i(mr * nr)), _i(self.size))
+        b_bytes = b.mul(b.mul(round_up(_min(b, n, _i(self.nc)), nr), kc), _i(self.size))
+        a_pack = b.call(malloc, [a_bytes])
+        b_pack = b.call(malloc, [b_bytes])
+        missing = b.or_(b.icmp_unsigned("==", a_pack, ir.Constant(PTR, None)),
+                        b.icmp_unsigned("==", b_pack, ir.Constant(PTR, None)))
+        with b.if_then(missing):
+            b.call(free, [a_pack])
+            b.call(free, [b_pack])
+            b.call(self.naive, list(fn.args))
+            b.ret_void()
+        edge = _element(b, fty, a_pack, a_count)
+        not_tb = b.not_(tb)
+        with _loop(b, _i(0), n, step=self.nc, name="jc") as jc:
+            nb = _min(b, b.sub(n, jc), _i(self.nc))
+            with _loop(b, _i(0), k, step=KC, name="pc") as pc:
+                kb = _min(b, b.sub(k, pc), _i(KC))
+                # op(B)[p, j] read as the rows j of op(B)ᵀ: transposed unless tb
+                b.call(self.pack_b, [b_pack, bm, ldb, not_tb, jc, nb, pc, kb])
+                beta_now = b.select(b.icmp_signed("==", pc, _i(0)), beta, ir.Constant(fty, 1.0))
+                with _loop(b, _i(0), m, step=self.mc, name="ic") as ic:
+                    mb = _min(b, b.sub(m, ic), _i(self.mc))
+                    b.call(self.pack_a, [a_pack, a, lda, ta, ic, mb, pc, kb])
+                    with _loop(b, _i(0), nb, step=nr, name="jr") as jr:
+                        cols = _min(b, b.sub(nb, jr), _i(nr))
+                        b_panel = _element(b, fty, b_pack, b.mul(jr, kb))
+                        with _loop(b, _i(0), mb, step=mr, name="ir") as ir_:
+                            rows = _min(b, b.sub(mb, ir_), _i(mr))
+                            a_panel = _element(b, fty, a_pack, b.mul(ir_, kb))
+                            row, col = b.add(ic, ir_), b.add(jc, jr)
+                            tile_c = _element(b, fty, c, b.add(b.mul(row, ldc), col))
+                            b.call(self.micro, [kb, a_panel, b_panel, tile_c, ldc, alpha,
+                                                beta_now, rows, cols, edge])
+        b.call(free, [a_pack])
+        b.call(free, [b_pack])
+        b.ret_void()
+        return fn
+
+
+# --------------------------------------------------------------------------- the gemv kernel
+
+def gemv_function(module: ir.Module, dtype: Type) -> ir.Function:
+    """``void sxad.gemv.<t>(i1 trans, i64 m, n, T alpha, ptr a, i64 lda, ptr x, i64 incx,
+    T beta, ptr y, i64 incy)``, emitted into ``module`` once. Row products are summed with
+    ``reassoc`` so that they vectorize (BLAS fixes no summation order either)."""
+    name = f"sxad.gemv.{dtype}"
+    if name in module.globals:
+        return module.globals[name]
+    fty = LL_FLOAT[dtype]
+    fn, b = _new_function(module, name, ir.VoidType(), [
+        ("trans", INT1), ("m", INT64), ("n", INT64), ("alpha", fty), ("a", PTR), ("lda", INT64),
+        ("x", PTR), ("incx", INT64), ("beta", fty), ("y", PTR), ("incy", INT64)])
+    trans, m, n, alpha, a, lda, x, incx, beta, y, incy = fn.args
+    for pointer in (a, x, y):
+        pointer.add_attribute("noalias")
+    beta_zero = b.fcmp_ordered("==", beta, ir.Constant(fty, 0.0))
+    zero = ir.Constant(fty, 0.0)
+    flags = ("reassoc", "contract")
+    with b.if_else(trans) as (then, otherwise):
+        with then:      # y[j] = beta·y[j] + Σ_i alpha·x[i]·A[i, j]: axpy over rows
+            with _loop(b, _i(0), n, name="j0") as j:
+                pointer = _element(b, fty, y, b.mul(j, incy))
+                _scaled_store(b, fty, pointer, zero, beta, beta_zero)
+            with _loop(b, _i(0), m, name="i") as i:
+                xi = b.load(_element(b, fty, x, b.mul(i, incx)), typ=fty)
+                scale = b.fmul(alpha, xi)
+                row = _element(b, fty, a, b.mul(i, lda))
+                with _loop(b, _i(0), n, name="j") as j:
+                    pointer = _element(b, fty, y, b.mul(j, incy))
+                    aij = b.load(_element(b, fty, row, j), typ=fty)
+                    total = b.call(_fma(module, fty), [scale, aij, b.load(pointer, typ=fty)])
+                    b.store(total, pointer)
+        with otherwise:     # y[i] = beta·y[i] + alpha·(A[i, :] · x)
+            with _loop(b, _i(0), m, name="i") as i:
+                row = _element(b, fty, a, b.mul(i, lda))
+                before = b.block
+                body = fn.append_basic_block("dot.body")
+                done = fn.append_basic_block("dot.end")
+                b.cbranch(b.icmp_signed(">", n, _i(0)), body, done)
+                b.position_at_end(body)
+                j, total = b.phi(INT64), b.phi(fty)
+                aij = b.load(_element(b, fty, row, j), typ=fty)
+                xj = b.load(_element(b, fty, x, b.mul(j, incx)), typ=fty)
+                following = b.fadd(total, b.fmul(aij, xj, flags=flags), flags=flags)
+                j_next = b.add(j, _i(1))
+                for phi, start, step in ((j, _i(0), j_next), (total, zero, following)):
+                    phi.add_incoming(start, before)
+                    phi.add_incoming(step, body)
+                b.cbranch(b.icmp_signed("<", j_next, n), body, done)
+                b.position_at_end(done)
+                result = b.phi(fty)
+                result.add_incoming(zero, before)
+                result.add_incoming(following, body)
+                pointer = _element(b, fty, y, b.mul(i, incy))
+                _scaled_store(b, fty, pointer, b.fmul(alpha, result), beta, beta_zero)
+    b.ret_void()
+    return fn

@@ -1,0 +1,239 @@
+"""codegen.blas: gemm and gemv through numpy's OpenBLAS and through the LLVM kernels (forced by
+the ``blas=False`` argument and by ``SXAD_BLAS=0``), against numpy on random matrices with
+transposes, strided leading dimensions, alpha/beta, empty dimensions."""
+from __future__ import annotations
+
+import ctypes
+import re
+
+import llvmlite.binding as llvm
+import numpy as np
+import pytest
+from llvmlite import ir
+
+from codegen import blas, compiler, runtime
+from codegen.kernel import declare
+from sxad.ir import F32, F64
+
+PTR = ir.PointerType()
+INT64 = ir.IntType(64)
+DTYPES = {F64: np.float64, F32: np.float32}
+C_FLOAT = {F64: ctypes.c_double, F32: ctypes.c_float}
+TOL = {F64: dict(rtol=1e-12, atol=1e-12), F32: dict(rtol=2e-5, atol=2e-5)}
+HAVE_BLAS = blas.register()
+#: how each wrapper reaches its product: OpenBLAS, the kernel by argument, the kernel by env
+KINDS = ["blas", "kernel", "env"]
+
+
+class Cx:
+    def __init__(self, module: ir.Module, builder: ir.IRBuilder) -> None:
+        self.module, self.b = module, builder
+
+    def declare(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+        return declare(self.module, name, ret, args)
+
+
+def _wrapper(module: ir.Module, name: str, scalar_args: list[ir.Type], emit) -> None:
+    """A C function whose i64 arguments 0/1 at the flag positions become i1 flags."""
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), scalar_args), name)
+    b = ir.IRBuilder(fn.append_basic_block())
+    emit(Cx(module, b), fn.args)
+    b.ret_void()
+
+
+def _flag(cx: Cx, value: ir.Value) -> ir.Value:
+    return cx.b.icmp_signed("!=", value, INT64(0))
+
+
+def gemm_args(dtype) -> list[ir.Type]:
+    fty = blas.LL_FLOAT[dtype]
+    return [INT64] * 5 + [fty, PTR, INT64, PTR, INT64, fty, PTR, INT64]
+
+
+def gemv_args(dtype) -> list[ir.Type]:
+    fty = blas.LL_FLOAT[dtype]
+    return [INT64] * 3 + [fty, PTR, INT64, PTR, INT64, fty, PTR, INT64]
+
+
+def emit_all(module: ir.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    for dtype in DTYPES:
+        for kind in KINDS:
+            use = {"blas": True, "kernel": False, "env": None}[kind]
+            with monkeypatch.context() as patch:
+                if kind == "env":
+                    patch.setenv("SXAD_BLAS", "0")
+
+                def gemm(cx, a, dtype=dtype, use=use):
+                    blas.emit_gemm(cx, dtype, _flag(cx, a[0]), _flag(cx, a[1]), *a[2:], blas=use)
+
+                def gemv(cx, a, dtype=dtype, use=use):
+                    blas.emit_gemv(cx, dtype, _flag(cx, a[0]), *a[1:], blas=use)
+                if kind != "blas" or HAVE_BLAS:
+                    _wrapper(module, f"gemm_{kind}_{dtype}", gemm_args(dtype), gemm)
+                    _wrapper(module, f"gemv_{kind}_{dtype}", gemv_args(dtype), gemv)
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """(ctypes functions by (op, kind, dtype), the module as emitted, optimized text)."""
+    module = ir.Module(name="blas_test")
+    module.triple = llvm.get_process_triple()
+    module.data_layout = str(runtime.shared_target_machine().target_data)
+    with pytest.MonkeyPatch.context() as patch:
+        emit_all(module, patch)
+    emitted = str(module)
+    runtime.register_symbols()
+    llmod = compiler.parse(emitted)
+    compiler.optimize(llmod)
+    optimized = str(llmod)
+    engine = llvm.create_mcjit_compiler(llmod, runtime.target_machine())
+    engine.finalize_object()
+    functions = {"engine": engine}
+    for dtype, c_float in C_FLOAT.items():
+        ptr, i64 = ctypes.c_void_p, ctypes.c_int64
+        types = {"gemm": [i64] * 5 + [c_float, ptr, i64, ptr, i64, c_float, ptr, i64],
+                 "gemv": [i64] * 3 + [c_float, ptr, i64, ptr, i64, c_float, ptr, i64]}
+        for op, args in types.items():
+            for kind in KINDS:
+                address = engine.get_function_address(f"{op}_{kind}_{dtype}")
+                if address:
+                    functions[op, kind, dtype] = ctypes.CFUNCTYPE(None, *args)(address)
+    return functions, emitted, optimized
+
+
+def get(compiled, op: str, kind: str, dtype):
+    functions = compiled[0]
+    if kind == "blas" and not HAVE_BLAS:
+        pytest.skip("numpy has no bundled OpenBLAS here")
+    return functions[op, kind, dtype]
+
+
+def strided(rng: np.random.Generator, rows: int, cols: int, dtype, pad: int) -> np.ndarray:
+    """A rows×cols view whose leading dimension is cols + pad (a non-trivial lda)."""
+    return rng.standard_normal((rows, cols + pad)).astype(DTYPES[dtype])[:, :cols]
+
+
+def ld(x: np.ndarray) -> int:
+    return max(1, x.strides[0] // x.itemsize)
+
+
+def gemm(function, a, b, c, ta, tb, alpha, beta) -> None:
+    m, k = a.shape[::-1] if ta else a.shape
+    n = b.shape[0] if tb else b.shape[1]
+    function(int(ta), int(tb), m, n, k, alpha, a.ctypes.data, ld(a), b.ctypes.data, ld(b),
+             beta, c.ctypes.data, ld(c))
+
+
+SHAPES = [(1, 1, 1), (7, 5, 3), (37, 53, 300), (128, 64, 10), (130, 90, 270), (9, 130, 17)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", list(DTYPES), ids=str)
+def test_gemm_against_numpy(compiled, kind, dtype):
+    function = get(compiled, "gemm", kind, dtype)
+    rng = np.random.default_rng(3)
+    for m, n, k in SHAPES:
+        for ta in (False, True):
+            for tb in (False, True):
+                a = strided(rng, *((k, m) if ta else (m, k)), dtype, pad=3)
+                b = strided(rng, *((n, k) if tb else (k, n)), dtype, pad=1)
+                c = strided(rng, m, n, dtype, pad=5)
+                before = c.copy()
+                alpha, beta = 0.75, -1.5
+                gemm(function, a, b, c, ta, tb, alpha, beta)
+                op_a = (a.T if ta else a).astype(np.float64)
+                op_b = (b.T if tb else b).astype(np.float64)
+                want = alpha * (op_a @ op_b) + beta * before
+                np.testing.assert_allclose(c, want, **TOL[dtype],
+                                           err_msg=f"{kind} {m}x{n}x{k} ta={ta} tb={tb}")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", list(DTYPES), ids=str)
+def test_gemm_edges(compiled, kind, dtype):
+    """beta = 0 does not read C (nan there stays out), k = 0 scales C, m = 0 writes nothing."""
+    function = get(compiled, "gemm", kind, dtype)
+    rng = np.random.default_rng(4)
+    a, b = strided(rng, 20, 33, dtype, 0), strided(rng, 33, 41, dtype, 0)
+    c = np.full((20, 41), np.nan, DTYPES[dtype])
+    gemm(function, a, b, c, False, False, 1.0, 0.0)
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, **TOL[dtype])
+    before = c.copy()
+    empty_a, empty_b = np.zeros((20, 0), DTYPES[dtype]), np.zeros((0, 41), DTYPES[dtype])
+    gemm(function, empty_a, empty_b, c, False, False, 1.0, 2.0)
+    np.testing.assert_allclose(c, 2 * before, **TOL[dtype])
+    untouched = c.copy()
+    gemm(function, np.zeros((0, 33), DTYPES[dtype]), b, c[:0], False, False, 1.0, 0.0)
+    assert np.array_equal(c, untouched)
+
+
+def test_gemm_large_blocks(compiled):
+    """Sizes past the kernel's KC and MC blocks (several packed panels, beta applied once)."""
+    function = get(compiled, "gemm", "kernel", F32)
+    rng = np.random.default_rng(5)
+    m, n, k = blas.MC + 37, 300, blas.KC * 2 + 11
+    a, b = strided(rng, m, k, F32, 0), strided(rng, k, n, F32, 0)
+    c = strided(rng, m, n, F32, 0)
+    before = c.copy()
+    gemm(function, a, b, c, False, False, 1.0, 1.0)
+    want = a.astype(np.float64) @ b.astype(np.float64) + before
+    np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", list(DTYPES), ids=str)
+def test_gemv_against_numpy(compiled, kind, dtype):
+    function = get(compiled, "gemv", kind, dtype)
+    rng = np.random.default_rng(6)
+    for m, n in [(1, 1), (5, 3), (64, 200), (301, 17)]:
+        for trans in (False, True):
+            for inc in (1, 3):
+                a = strided(rng, m, n, dtype, pad=2)
+                x = rng.standard_normal((m if trans else n) * inc).astype(DTYPES[dtype])
+                y = rng.standard_normal((n if trans else m) * inc).astype(DTYPES[dtype])
+                before = y.copy()
+                function(int(trans), m, n, 0.5, a.ctypes.data, ld(a), x.ctypes.data, inc,
+                         2.0, y.ctypes.data, inc)
+                op_a = (a.T if trans else a).astype(np.float64)
+                want = before.astype(np.float64)
+                want[::inc] = 0.5 * (op_a @ x[::inc]) + 2.0 * before[::inc]
+                np.testing.assert_allclose(y, want, **TOL[dtype],
+                                           err_msg=f"{kind} {m}x{n} trans={trans} inc={inc}")
+        y = np.full(m, np.nan, DTYPES[dtype])        # beta = 0: y is not read
+        x = rng.standard_normal(n).astype(DTYPES[dtype])
+        function(0, m, n, 1.0, a.ctypes.data, ld(a), x.ctypes.data, 1, 0.0, y.ctypes.data, 1)
+        np.testing.assert_allclose(y, a.astype(np.float64) @ x, **TOL[dtype])
+
+
+def test_which_path_is_emitted(compiled):
+    """OpenBLAS wrappers call the stable symbols; blas=False and SXAD_BLAS=0 call the module's
+    kernels, which are emitted once per dtype however often they are used."""
+    _, emitted, _ = compiled
+    calls = lambda name: set(re.findall(
+        r"call [^@]*@\"?([\w.]+)", re.search(rf"define void @\"?{name}\"?\(.*?\n}}\n",
+                                             emitted, re.S).group(0)))
+    for dtype in DTYPES:
+        for kind in ("kernel", "env"):
+            assert calls(f"gemm_{kind}_{dtype}") == {f"sxad.gemm.{dtype}"}
+            assert calls(f"gemv_{kind}_{dtype}") == {f"sxad.gemv.{dtype}"}
+        if HAVE_BLAS:
+            assert calls(f"gemm_blas_{dtype}") == {f"sxad.blas.{'d' if dtype is F64 else 's'}gemm"}
+        assert emitted.count(f'define internal void @"sxad.gemm.{dtype}"(') == 1
+
+
+def test_kernel_is_vectorized(compiled):
+    """The gemm kernel (its micro-kernel inlined by now) works on whole vector registers."""
+    _, _, optimized = compiled
+    width = blas.tile(F64)[2]
+    body = re.search(r"define [^@]*@\"?sxad\.gemm\.f64\"?\(.*?\n}\n", optimized,
+                     re.S).group(0)
+    assert f"<{width} x double>" in body and f"llvm.fma.v{width}f64" in body
+
+
+def test_openblas_found():
+    """numpy's wheels bundle OpenBLAS: when its file is there, it must be found and usable."""
+    if not blas.library_paths():
+        pytest.skip("this numpy has no bundled OpenBLAS")
+    assert blas.register()
+    assert all(llvm.address_of_symbol(name) for name in blas.SYMBOLS)
+    assert blas.threads() >= 1

@@ -1,0 +1,187 @@
+"""codegen.vmath: the inline exp/log/expm1/log1p/tanh against numpy (ulps over dense sweeps and
+at the edges), and that a loop using them is vectorized."""
+from __future__ import annotations
+
+import ctypes
+import re
+
+import llvmlite.binding as llvm
+import numpy as np
+import pytest
+from llvmlite import ir
+
+from codegen import compiler, runtime, vmath
+from codegen.kernel import declare
+from sxad.ir import F32, F64, I64, Prim
+
+PTR = ir.PointerType()
+INT64 = ir.IntType(64)
+DTYPES = {F64: np.float64, F32: np.float32}
+NUMPY = {Prim.EXP: np.exp, Prim.LOG: np.log, Prim.EXPM1: np.expm1, Prim.LOG1P: np.log1p,
+         Prim.TANH: np.tanh}
+CASES = [(prim, dtype) for dtype in DTYPES for prim in NUMPY]
+UNARY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+
+
+class Cx:
+    """The lowering Context the rules need: a builder and a module to declare intrinsics in."""
+
+    def __init__(self, module: ir.Module, builder: ir.IRBuilder) -> None:
+        self.module, self.b = module, builder
+
+    def declare(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+        return declare(self.module, name, ret, args)
+
+
+def emit_map(module: ir.Module, name: str, dtype, prim: Prim) -> None:
+    """``void name(ptr x, ptr y, i64 n)``: y[i] = prim(x[i]), the shape of a map loop."""
+    fty = vmath.FORMATS[dtype].float_type
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, INT64]), name)
+    x, y, n = fn.args
+    for arg in (x, y):
+        arg.add_attribute("noalias")
+    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
+    b = ir.IRBuilder(entry)
+    b.cbranch(b.icmp_signed(">", n, INT64(0)), loop, done)
+    b.position_at_end(loop)
+    i = b.phi(INT64)
+    value = vmath.lower(Cx(module, b), prim, [b.load(b.gep(x, [i], source_etype=fty), typ=fty)])
+    b.store(value, b.gep(y, [i], source_etype=fty))
+    following = b.add(i, INT64(1))
+    i.add_incoming(INT64(0), entry)
+    i.add_incoming(following, loop)
+    b.cbranch(b.icmp_signed("<", following, n), loop, done)
+    b.position_at_end(done)
+    b.ret_void()
+
+
+def symbol(prim: Prim, dtype) -> str:
+    return f"map_{prim.value}_{dtype}"
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """(functions by case, optimized module text): one module, compiled once."""
+    module = ir.Module(name="vmath_test")
+    module.triple = llvm.get_process_triple()
+    module.data_layout = str(runtime.shared_target_machine().target_data)
+    for prim, dtype in CASES:
+        emit_map(module, symbol(prim, dtype), dtype, prim)
+    runtime.register_symbols()
+    llmod = compiler.parse(str(module))
+    compiler.optimize(llmod)
+    text = str(llmod)
+    engine = llvm.create_mcjit_compiler(llmod, runtime.target_machine())
+    engine.finalize_object()
+    functions = {case: UNARY(engine.get_function_address(symbol(*case))) for case in CASES}
+    functions["engine"] = engine      # keeps the code alive
+    return functions, text
+
+
+def run(functions, prim: Prim, dtype, x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, DTYPES[dtype])
+    y = np.empty_like(x)
+    functions[prim, dtype](x.ctypes.data, y.ctypes.data, len(x))
+    return y
+
+
+def ulps(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Units in the last place between same-dtype arrays (nan = nan, +0 = -0, inf = inf)."""
+    int_type = np.int64 if got.dtype == np.float64 else np.int32
+    a, b = (v.astype(got.dtype).view(int_type).astype(np.int64) for v in (got, want))
+    lowest = np.iinfo(int_type).min
+    a, b = (np.where(v < 0, lowest - v, v) for v in (a, b))
+    return np.where(np.isnan(got) & np.isnan(want), 0, np.abs(a - b))
+
+
+def sweep(dtype, rng: np.random.Generator) -> np.ndarray:
+    """Dense over every function's interesting range: the whole exp range and past both ends,
+    around 0 and ±1, exponentially spread magnitudes of both signs, subnormals."""
+    f32 = dtype is F32
+    top = 110.0 if f32 else 760.0
+    tiny = -103.0 if f32 else -744.0
+    bits = (rng.integers(1, 2 ** 23, 20000).astype(np.int32).view(np.float32) if f32
+            else rng.integers(1, 2 ** 52, 20000).view(np.float64))
+    parts = [np.linspace(-top, top, 300001), np.linspace(-2.0, 2.0, 200001),
+             np.linspace(-1.0, 0.0, 50001), np.linspace(-1e-3, 1e-3, 50001),
+             rng.standard_normal(100000) * 4,
+             np.exp(rng.uniform(tiny, 4.0, 100000)) * rng.choice([-1.0, 1.0], 100000),
+             bits, -bits]
+    return np.concatenate([np.asarray(p, DTYPES[dtype]) for p in parts])
+
+
+def exact(prim: Prim, dtype, x: np.ndarray) -> np.ndarray:
+    """The correctly rounded result, nearly: f32 through numpy's f64, f64 through long double."""
+    wider = np.float64 if dtype is F32 else np.longdouble
+    with np.errstate(all="ignore"):
+        return NUMPY[prim](x.astype(wider)).astype(DTYPES[dtype])
+
+
+@pytest.mark.parametrize("prim,dtype", CASES, ids=lambda v: str(v))
+def test_accuracy_on_sweep(compiled, prim, dtype):
+    functions, _ = compiled
+    x = sweep(dtype, np.random.default_rng(7))
+    got = run(functions, prim, dtype, x)
+    with np.errstate(all="ignore"):
+        want = NUMPY[prim](x)
+    worst = int(ulps(got, want).max())
+    worst_exact = int(ulps(got, exact(prim, dtype, x)).max())
+    print(f"{prim} {dtype}: {worst} ulp from numpy, {worst_exact} from the exact result")
+    assert worst <= vmath.ULPS[prim, dtype]
+    assert worst_exact <= vmath.ULPS_EXACT[prim, dtype]
+
+
+EDGES = [0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1.0, -1.0, 0.5, -0.5, 2.0,
+         1e-30, -1e-30, 1e-300, -1e-300, 5e-324, -5e-324, 1e-45, -1e-45, 1.2e-38, 3e38, -3e38,
+         1e308, -1e308, 88.72, 88.73, 89.0, -87.3, -103.9, -104.0, -150.0,
+         709.78, 709.79, 710.0, -708.4, -745.1, -745.2, -1000.0, 20.0, -20.0, 9.5, 40.0, -40.0]
+
+
+@pytest.mark.parametrize("prim,dtype", CASES, ids=lambda v: str(v))
+def test_edges(compiled, prim, dtype):
+    """Special values give numpy's results exactly: nan, ±inf, ±0 (sign included), overflow to
+    inf, underflow to 0, log of 0 and of negatives; finite results within the table."""
+    functions, _ = compiled
+    with np.errstate(all="ignore"):
+        x = np.array(EDGES, DTYPES[dtype])
+        want = NUMPY[prim](x)
+    got = run(functions, prim, dtype, x)
+    special = ~np.isfinite(want) | (want == 0) | (np.abs(want) == 1)
+    assert np.array_equal(np.isnan(got), np.isnan(want)), (x, got, want)
+    same = np.isnan(want) | ((got == want) & (np.signbit(got) == np.signbit(want)))
+    assert same[special].all(), (x[special], got[special], want[special])
+    assert ulps(got, want).max() <= vmath.ULPS[prim, dtype]
+
+
+def test_subnormal_results_rounded_once(compiled):
+    """exp into the subnormal range keeps its precision there (one rounding, not two)."""
+    functions, _ = compiled
+    for dtype, low, high in ((F64, -745.0, -708.5), (F32, -103.0, -87.5)):
+        x = np.linspace(low, high, 20001).astype(DTYPES[dtype])
+        got = run(functions, Prim.EXP, dtype, x)
+        assert (got > 0).all() and ulps(got, exact(Prim.EXP, dtype, x)).max() <= 1
+
+
+def test_loops_vectorized(compiled):
+    """Each map loop has vector arithmetic and calls nothing but LLVM intrinsics."""
+    _, text = compiled
+    width = {F64: 8, F32: 16} if llvm.get_host_cpu_features().get("avx512f") else \
+        {F64: 4, F32: 8}
+    for prim, dtype in CASES:
+        name = symbol(prim, dtype)
+        body = re.search(rf"define [^@]*@{name}\(.*?\n}}\n", text, re.S).group(0)
+        element = "double" if dtype is F64 else "float"
+        assert f"<{width[dtype]} x {element}>" in body, name
+        callees = set(re.findall(r"call [^@]*@([\w.]+)", body))
+        assert callees and all(c.startswith("llvm.") for c in callees), (name, callees)
+
+
+def test_not_handled_gives_none():
+    module = ir.Module()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), []), "f")
+    cx = Cx(module, ir.IRBuilder(fn.append_basic_block()))
+    assert vmath.lower(cx, Prim.SIN, [ir.Constant(ir.DoubleType(), 1.0)]) is None
+    assert vmath.lower(cx, Prim.EXP, [ir.Constant(INT64, 1)]) is None
+    assert vmath.lower(cx, Prim.EXP, [ir.Constant(ir.DoubleType(), 1.0)]) is not None
+    assert set(vmath.ULPS) == {(p, t) for p in vmath.RULES for t in (F64, F32)}
+    assert I64 not in vmath.FORMATS
