@@ -58,8 +58,11 @@ class Rule:
     differentiable: bool = True  # False: the derivative is zero everywhere it exists
     structural: bool = False     # handled by the transforms themselves (regions, tape)
     attrs: tuple[tuple[str, Any], ...] = ()  # the attributes it takes, with their defaults
-    fields: Callable[[dict], dict[str, str]] | None = None  # attrs as text for ``python``
+    # Attrs as text for ``python``. The Python backend also passes ``_nargs`` (the op's argument
+    # count) and ``_dtype`` (its result's element type); a rule reads them with a default.
+    fields: Callable[[dict], dict[str, str]] | None = None
     array_python: str | None = None  # the Python form on arrays, where it differs
+    variadic: bool = False  # takes ``arity`` arguments, then any number more (dims, indices)
 
 
 RULES: dict[Prim, Rule] = {}        # scalar primitives (elementwise on arrays too)
@@ -847,9 +850,9 @@ _PYTHON = {F64: float, F32: float, I64: int, BOOL: bool}
 
 
 def _attr_value(value: Any) -> Any:
-    """Attributes are hashable plain data: axes as tuples of ints."""
+    """Attributes are hashable plain data: axes as tuples of ints, specs of strings."""
     if isinstance(value, (list, tuple)):
-        return tuple(int(v) for v in value)
+        return tuple(v if isinstance(v, str) else int(v) for v in value)
     return value
 
 
@@ -911,3 +914,6 @@ def result_types(op: Any) -> Sequence[Any] | None:
         return (ArrayType(dtype_of(y.type), x.type.rank) if is_array(x.type) else
                 dtype_of(y.type),)
     return (_type_of(rule_for(op.prim), [a.type for a in op.args], op.attrs),)
+
+
+from . import array_prims  # noqa: E402,F401  (registers the indexing and shape rules)

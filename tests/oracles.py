@@ -2,6 +2,7 @@
 forward against reverse mode, the dot-product test, interpreter against generated code."""
 from __future__ import annotations
 
+import linecache
 from typing import Callable, Sequence
 
 import numpy as np
@@ -27,3 +28,14 @@ def finite_difference(fn: Callable, args: Sequence, wrt: Sequence[int],
 def assert_close(actual, expected, kind: str, what: str = "") -> None:
     np.testing.assert_allclose(np.asarray(actual, dtype=float), np.asarray(expected, dtype=float),
                                err_msg=what, **TOL[kind])
+
+
+def load_source(source: str, serial=[0]):
+    """Define the function ``generated`` in ``source`` so that ``inspect.getsource`` can read it
+    back (as sxad needs): the text goes into ``linecache`` under a name of its own."""
+    serial[0] += 1
+    filename = f"<generated-{serial[0]}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"np": np}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace["generated"]

@@ -97,8 +97,13 @@ def _slot(template: str, index: int, prec: int) -> tuple[int, bool]:
     mark = "{%d}" % index
     at = template.index(mark)
     before, after = template[:at], template[at + len(mark):]
-    if before.endswith(("(", ", ")) and after.startswith((")", ",")):
-        return 0, False  # a call argument: anything fits
+    before, after = before[before.rfind("\n") + 1:], after.split("\n", 1)[0]  # its own line
+    if before.endswith((" = ", " += ")):  # a statement's right side: ``y[i] = v``
+        if not after:
+            return 0, False
+        before = ""  # ``y = x.copy()``: x is the left operand of ``.copy()``
+    if before.endswith(("(", ", ", "[", ":")) and after.startswith((")", ",", "]", ":")):
+        return 0, False  # a call argument or subscript: anything fits
     if not before:  # the left operand: ``a - b - c`` needs none, ``(a ** b) ** c`` does
         return (prec + 1 if prec in _NON_LEFT_ASSOC else prec), False
     if before == "not ":  # ``not (a < b)`` reads better than the equivalent ``not a < b``
@@ -110,13 +115,7 @@ def _apply(prim: Prim, args: Sequence[_Expr], result: Type,
            attrs: tuple[tuple[str, Any], ...] = ()) -> _Expr:
     """The expression of ``prim`` over ``args``, parenthesized by the rule's precedence."""
     rule = rule_for(prim, "the Python backend")
-    template = _template(rule, result)
-    if template is None:
-        raise ValueError(f"primitive '{prim}' has no Python form")
-    fields = rule.fields(dict(attrs)) if rule.fields else {}
-    fields["t"] = _NUMPY[dtype_of(result)]
-    for key, text in fields.items():  # attributes are text now; operands are placed below
-        template = template.replace("{%s}" % key, text)
+    template = _filled(prim, len(args), result, attrs)
     texts = []
     for i, arg in enumerate(args):
         need, after_operator = _slot(template, i, rule.prec)
@@ -124,6 +123,32 @@ def _apply(prim: Prim, args: Sequence[_Expr], result: Type,
         texts.append(f"({arg.text})" if wrap else arg.text)
     reads = frozenset().union(*(a.reads for a in args))
     return _Expr(template.format(*texts), rule.prec, reads)
+
+
+def _filled(prim: Prim, nargs: int, result: Type, attrs: tuple[tuple[str, Any], ...]) -> str:
+    """The rule's Python form with its attributes (and the argument count and result dtype,
+    for variadic rules) as text; the operands' ``{0}``, ``{1}`` still to place."""
+    rule = rule_for(prim, "the Python backend")
+    template = _template(rule, result)
+    if template is None:
+        raise ValueError(f"primitive '{prim}' has no Python form")
+    context = {**dict(attrs), "_nargs": nargs, "_dtype": dtype_of(result)}
+    fields = rule.fields(context) if rule.fields else {}
+    fields["t"] = _NUMPY[dtype_of(result)]
+    for key, text in fields.items():  # attributes are text now; operands are placed later
+        template = template.replace("{%s}" % key, text)
+    return template
+
+
+def _statement_reads(op: Op) -> frozenset[int] | None:
+    """For an op printed as statements (its template assigns ``{{y}}``, the result's variable:
+    ``y = x.copy()`` / ``y[i] = v``), the operands read before that first assignment; None
+    for an expression."""
+    template = _template(rule_for(op.prim), op.result.type) if len(op.results) == 1 else None
+    if not template or "{{y}}" not in template:
+        return None
+    first = _filled(op.prim, len(op.args), op.result.type, op.attrs).split("\n", 1)[0]
+    return frozenset(int(k) for k in re.findall(r"(?<!\{)\{(\d+)\}", first))
 
 
 def _template(rule: Any, result: Type) -> str | None:
@@ -270,8 +295,12 @@ class _Layout:
 
     def simple(self, op: Op, block: Block) -> None:
         pos = next(self.tick)
-        for a in op.args:
-            self.sites[a].append(_Site(block, pos, op))
+        early = _statement_reads(op)
+        # A statement reads its other operands after assigning its variable: they must not
+        # share that variable.
+        late = pos if early is None else next(self.tick)
+        for k, a in enumerate(op.args):
+            self.sites[a].append(_Site(block, pos if early is None or k in early else late, op))
         for r in op.results:
             self.define(r, block, pos, op)
 
@@ -334,7 +363,8 @@ class _Variables:
         named_results = set(func.results) if len(func.results) > 1 else ()
         for value in sorted(self.layout.producer, key=self.layout.def_pos.__getitem__):
             op = self.layout.producer[value]
-            if op.regions or op.prim in EFFECTS or op.prim is Prim.CONST:
+            if op.regions or op.prim in EFFECTS or op.prim is Prim.CONST or \
+                    _statement_reads(op) is not None:
                 continue
             sites = self.layout.sites[value]
             if len(sites) != 1 or sites[0].block is not self.layout.def_block[value]:
@@ -671,6 +701,9 @@ class _Writer:
             elif op.prim is Prim.POP:
                 target = f"{self.name(op.result)} = " if self.layout.sites[op.result] else ""
                 lines.append(f"{indent}{target}_tape.pop()")
+            elif _statement_reads(op) is not None:
+                text = self.expr_of(op).text.replace("{y}", self.name(op.result))
+                lines += [indent + line for line in text.split("\n")]
             elif op.result not in self.vars.inlined:
                 lines.append(f"{indent}{self.name(op.result)} = {self.expr_of(op).text}")
         return lines

@@ -93,6 +93,10 @@ class Func:
     body: Block
     arg_names: tuple[str, ...]
     tuple_result: bool = False  # the source returns a tuple (even of one value)
+    #: Positions of the arguments the function updates in place (``W -= lr * dW``, ``x[i] = v``).
+    #: Their final values are the last ``len(mutated)`` results, in this order; the caller (API,
+    #: native entry) writes them back into the argument arrays.
+    mutated: tuple[int, ...] = ()
 
     @property
     def params(self) -> tuple[Value, ...]:
@@ -103,4 +107,9 @@ class Func:
         return self.body.yields
 
     def with_body(self, body: Block) -> "Func":
-        return Func(self.name, body, self.arg_names, self.tuple_result)
+        return Func(self.name, body, self.arg_names, self.tuple_result, self.mutated)
+
+    @property
+    def returned(self) -> tuple[Value, ...]:
+        """The results the source returns (without the written-back arguments)."""
+        return self.results[:len(self.results) - len(self.mutated)]

@@ -14,11 +14,14 @@ def bind_constants(func: Func, values: Mapping[int, Any]) -> Func:
     params = tuple(p for p in func.params if p not in bound)
     names = tuple(n for i, n in enumerate(func.arg_names) if i not in values)
     body = Block(params, consts + func.body.ops, func.body.yields)
-    return Func(func.name, body, names, func.tuple_result)
+    if any(i in values for i in func.mutated):
+        raise ValueError("cannot bind an argument the function updates in place")
+    mutated = tuple(i - sum(j < i for j in values) for i in func.mutated)
+    return Func(func.name, body, names, func.tuple_result, mutated)
 
 
 def keep_results(func: Func, indices: Sequence[int], tuple_result: bool) -> Func:
-    """``func`` returning only the results at ``indices``."""
+    """``func`` returning only the results at ``indices`` (and writing back no argument)."""
     yields = tuple(func.results[i] for i in indices)
     return Func(func.name, Block(func.params, func.body.ops, yields), func.arg_names,
                 tuple_result)

@@ -62,6 +62,15 @@ class Prim(Enum):
     REDUCE_PROD = "reduce_prod"
     MATMUL = "matmul"
     TRANSPOSE = "transpose"            # attr perm
+    # indexing, update, shape and creation (rules in ``sxad.array_prims``)
+    INDEX = "index"                    # (x, *idx), attr spec: x[i, a:b, :]
+    INDEX_ADD = "index_add"            # (ct, like, *idx), attr spec: index's adjoint
+    SET_INDEX = "set_index"            # (x, v, *idx), attr spec: a copy of x with v written
+    RESHAPE = "reshape"                # (x, *dims); one dim may be -1
+    RESHAPE_LIKE = "reshape_like"      # (x, like): x in like's shape
+    SQUEEZE = "squeeze"                # attr axes
+    FULL = "full"                      # (value, *dims)
+    ARANGE = "arange"                  # (start, stop, step)
     # structured control flow: these own regions
     IF = "if"
     FOR = "for"

@@ -12,6 +12,9 @@ def format_func(func: Func) -> str:
     lines = [f"func {func.name}({params}):"]
     _block(func.body, names, lines, "  ")
     lines.append("  return " + ", ".join(names[v] for v in func.results))
+    if func.mutated:
+        updated = ", ".join(func.arg_names[i] for i in func.mutated)
+        lines.append(f"  # the last {len(func.mutated)} results update {updated} in place")
     return "\n".join(lines) + "\n"
 
 

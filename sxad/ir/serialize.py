@@ -41,7 +41,8 @@ def dumps(func: Func) -> str:
 
     body = block(func.body)
     return json.dumps({"format": FORMAT, "name": func.name, "arg_names": list(func.arg_names),
-                       "tuple_result": func.tuple_result, "values": values, "body": body},
+                       "tuple_result": func.tuple_result,
+                       "mutated": list(func.mutated), "values": values, "body": body},
                       separators=(",", ":"))
 
 
@@ -69,7 +70,7 @@ def loads(text: str) -> Func:
                       Loc(*loc) if loc else None)
 
         return Func(str(data["name"]), block(data["body"]), tuple(data["arg_names"]),
-                    bool(data["tuple_result"]))
+                    bool(data["tuple_result"]), tuple(int(i) for i in data.get("mutated", ())))
     except FormatError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as err:

@@ -3,7 +3,6 @@ both modes, checked against finite differences of the plain function and against
 and run through the interpreter and the generated Python alike."""
 from __future__ import annotations
 
-import linecache
 import math
 
 import numpy as np
@@ -11,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sxad
-from oracles import assert_close, finite_difference
+from oracles import assert_close, finite_difference, load_source as load
 from tolerances import FD_STEP
 from sxad import api
 from sxad.backends.interpreter import interpret
@@ -63,16 +62,6 @@ def programs(draw):
         names = names + [target]
     lines.append(f"    return {draw(expressions(names))} + {names[-1]}")
     return "\n".join(lines) + "\n"
-
-
-def load(source: str, serial=[0]):
-    """Define the generated function so that ``inspect.getsource`` can read it back."""
-    serial[0] += 1
-    filename = f"<generated-{serial[0]}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = {"np": np}
-    exec(compile(source, filename, "exec"), namespace)
-    return namespace["generated"]
 
 
 def smooth_difference(fn, args, wrt):
