@@ -6,8 +6,9 @@
    the LLVM fallback kernel (single-threaded), and ``np.matmul(out=)``. The two LLVM variants
    repeat the product in a native loop, so small sizes measure the product, not a ctypes call;
    numpy's column includes its Python call overhead (~1 µs).
-2. elementwise exp, tanh, sigmoid = 1/(1+exp(-x)) over 10⁶ values, f64 and f32: a loop using
-   codegen.vmath against numpy (sigmoid in numpy: the expression, three temporaries).
+2. elementwise exp, tanh, sinh, cosh, sigmoid = 1/(1+exp(-x)) over 10⁶ values (x ~ N(0, 4²)),
+   f64 and f32: a loop using codegen.vmath against numpy (sigmoid in numpy: the expression,
+   three temporaries).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ PTR = ir.PointerType()
 INT64 = ir.IntType(64)
 NUMPY = {F64: np.float64, F32: np.float32}
 C_FLOAT = {F64: ctypes.c_double, F32: ctypes.c_float}
+MAPS = {"exp": Prim.EXP, "tanh": Prim.TANH, "sinh": Prim.SINH, "cosh": Prim.COSH}
 GEMM_SIZES = [(16, 16, 16), (32, 32, 32), (64, 64, 64), (128, 64, 10), (128, 10, 64),
               (64, 784, 128), (128, 128, 128), (256, 256, 256), (512, 512, 512)]
 
@@ -90,7 +92,7 @@ def emit_gemm_bench(module: ir.Module, name: str, dtype, use_blas: bool) -> None
 
 
 def emit_map(module: ir.Module, name: str, dtype, what: str) -> None:
-    """``void name(x, y, n)``: y = exp(x), tanh(x) or 1/(1+exp(-x)) elementwise."""
+    """``void name(x, y, n)``: y = f(x) elementwise, f one of ``MAPS`` or 1/(1+exp(-x))."""
     fty = vmath.FORMATS[dtype].float_type
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, INT64]), name)
     x, y, n = fn.args
@@ -108,7 +110,7 @@ def emit_map(module: ir.Module, name: str, dtype, what: str) -> None:
         e = vmath.lower(cx, Prim.EXP, [b.fneg(v)])
         result = b.fdiv(one, b.fadd(one, e))
     else:
-        result = vmath.lower(cx, Prim.EXP if what == "exp" else Prim.TANH, [v])
+        result = vmath.lower(cx, MAPS[what], [v])
     b.store(result, b.gep(y, [i], source_etype=fty))
     following = b.add(i, INT64(1))
     i.add_incoming(INT64(0), entry)
@@ -167,14 +169,14 @@ def bench_gemm() -> None:
 
 def bench_vmath() -> None:
     module = new_module()
-    whats = ("exp", "tanh", "sigmoid")
+    whats = (*MAPS, "sigmoid")
     for dtype in NUMPY:
         for what in whats:
             emit_map(module, f"{what}_{dtype}", dtype, what)
     engine = load(module)
     signature = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
-    numpy = {"exp": lambda x, y: np.exp(x, out=y), "tanh": lambda x, y: np.tanh(x, out=y),
-             "sigmoid": lambda x, y: np.divide(1, 1 + np.exp(-x), out=y)}
+    numpy = {what: (lambda f: lambda x, y: f(x, out=y))(getattr(np, what)) for what in MAPS}
+    numpy["sigmoid"] = lambda x, y: np.divide(1, 1 + np.exp(-x), out=y)
     n = 1_000_000
     print("\n## elementwise over 10⁶ values, ms (codegen.vmath loop vs numpy)\n")
     print("| function | dtype | vmath | numpy | speed-up |")

@@ -1,4 +1,4 @@
-"""codegen.vmath: the inline exp/log/expm1/log1p/tanh against numpy (ulps over dense sweeps and
+"""codegen.vmath: the inline exp/log/expm1/log1p/tanh/sinh/cosh against numpy (ulps over dense sweeps and
 at the edges), and that a loop using them is vectorized."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ PTR = ir.PointerType()
 INT64 = ir.IntType(64)
 DTYPES = {F64: np.float64, F32: np.float32}
 NUMPY = {Prim.EXP: np.exp, Prim.LOG: np.log, Prim.EXPM1: np.expm1, Prim.LOG1P: np.log1p,
-         Prim.TANH: np.tanh}
+         Prim.TANH: np.tanh, Prim.SINH: np.sinh, Prim.COSH: np.cosh}
 CASES = [(prim, dtype) for dtype in DTYPES for prim in NUMPY]
 UNARY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 
@@ -96,18 +96,26 @@ def ulps(got: np.ndarray, want: np.ndarray) -> np.ndarray:
 
 def sweep(dtype, rng: np.random.Generator) -> np.ndarray:
     """Dense over every function's interesting range: the whole exp range and past both ends,
-    around 0 and ±1, exponentially spread magnitudes of both signs, subnormals."""
+    around 0 and ±1, a few hundred ulps around the branch points, exponentially spread magnitudes of both signs, subnormals."""
     f32 = dtype is F32
     top = 110.0 if f32 else 760.0
     tiny = -103.0 if f32 else -744.0
     bits = (rng.integers(1, 2 ** 23, 20000).astype(np.int32).view(np.float32) if f32
             else rng.integers(1, 2 ** 52, 20000).view(np.float64))
-    parts = [np.linspace(-top, top, 300001), np.linspace(-2.0, 2.0, 200001),
+    near = np.concatenate([ulp_steps(np.full(401, p, DTYPES[dtype]), np.arange(-200, 201))
+                           for p in (1.0, 2.0, 10.0, 20.0)])     # tanh's and sinh's switches
+    parts = [np.linspace(-top, top, 300001), np.linspace(-2.0, 2.0, 200001), near, -near,
              np.linspace(-1.0, 0.0, 50001), np.linspace(-1e-3, 1e-3, 50001),
              rng.standard_normal(100000) * 4,
              np.exp(rng.uniform(tiny, 4.0, 100000)) * rng.choice([-1.0, 1.0], 100000),
              bits, -bits]
     return np.concatenate([np.asarray(p, DTYPES[dtype]) for p in parts])
+
+
+def ulp_steps(x: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Positive x moved by ``steps`` ulps (through the integer view)."""
+    int_type = np.int64 if x.dtype == np.float64 else np.int32
+    return (x.view(int_type) + steps.astype(int_type)).view(x.dtype)
 
 
 def exact(prim: Prim, dtype, x: np.ndarray) -> np.ndarray:
@@ -134,7 +142,9 @@ def test_accuracy_on_sweep(compiled, prim, dtype):
 EDGES = [0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1.0, -1.0, 0.5, -0.5, 2.0,
          1e-30, -1e-30, 1e-300, -1e-300, 5e-324, -5e-324, 1e-45, -1e-45, 1.2e-38, 3e38, -3e38,
          1e308, -1e308, 88.72, 88.73, 89.0, -87.3, -103.9, -104.0, -150.0,
-         709.78, 709.79, 710.0, -708.4, -745.1, -745.2, -1000.0, 20.0, -20.0, 9.5, 40.0, -40.0]
+         709.78, 709.79, 710.0, -708.4, -745.1, -745.2, -1000.0, 20.0, -20.0, 9.5, 40.0, -40.0,
+         710.47, 710.48, -710.47, -710.48, 89.41, 89.42, -89.41, -89.42, 9.0, 9.1, -9.1,
+         19.1, -19.1, 1e-8, -1e-8, 1e-4, -1e-4]
 
 
 @pytest.mark.parametrize("prim,dtype", CASES, ids=lambda v: str(v))
@@ -151,6 +161,22 @@ def test_edges(compiled, prim, dtype):
     same = np.isnan(want) | ((got == want) & (np.signbit(got) == np.signbit(want)))
     assert same[special].all(), (x[special], got[special], want[special])
     assert ulps(got, want).max() <= vmath.ULPS[prim, dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_tiny_arguments(compiled, dtype):
+    """Where tanh x and sinh x round to x they are x (sign included), cosh x is 1; subnormals
+    too."""
+    functions, _ = compiled
+    np_type = DTYPES[dtype]
+    tiny = np.finfo(np_type).tiny
+    top = 2.0 ** -27 if dtype is F64 else 2.0 ** -12          # x³/3 is below half an ulp of x
+    x = np.geomspace(tiny * 2.0 ** -20, top, 5001).astype(np_type)
+    x = np.concatenate([x, -x])
+    for prim in (Prim.TANH, Prim.SINH):
+        got = run(functions, prim, dtype, x)
+        assert np.array_equal(got, x) and np.array_equal(np.signbit(got), np.signbit(x)), prim
+    assert (run(functions, Prim.COSH, dtype, x) == 1).all()
 
 
 def test_subnormal_results_rounded_once(compiled):
