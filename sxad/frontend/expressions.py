@@ -1,7 +1,7 @@
 """Lowering expressions: Python's numeric typing (bool < int < float) made explicit with casts."""
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 
 import ast
 import types
@@ -11,22 +11,22 @@ from typing import Any, Iterator, Sequence, Union
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..ir import BOOL, F64, I64, Block, Op, Prim, Type, Value, join
-from ..prims import NUMPY_TYPE, Emitter
+from ..ir import BOOL, Block, Op, Prim, Type, Value, dtype_of, is_array
+from ..prims import Emitter
 from . import library
+from .promotion import OPERATOR_TEXT as _OPERATOR_TEXT, Typing, join_types, merge_message
 from .scope import MISSING, Scope, describe, dotted, is_scalar
 from .source import Source
 from .state import Returns, Shared, State, Unbound
 
 Result = Union[Value, tuple]  # an expression gives a value, or a tuple of results
 
-_ARITH = {ast.Add: Prim.ADD, ast.Sub: Prim.SUB, ast.Mult: Prim.MUL, ast.FloorDiv: Prim.FLOORDIV,
-          ast.Mod: Prim.MOD}
 _COMPARE = {ast.Lt: Prim.LT, ast.LtE: Prim.LE, ast.Gt: Prim.GT, ast.GtE: Prim.GE,
             ast.Eq: Prim.EQ, ast.NotEq: Prim.NE}
-_OPERATOR_TEXT = {ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<",
-                  ast.RShift: ">>", ast.MatMult: "@", ast.Invert: "~", ast.Is: "is",
-                  ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
+_PY_COMPARE = {ast.Lt: lambda a, c: a < c, ast.LtE: lambda a, c: a <= c,
+               ast.Gt: lambda a, c: a > c, ast.GtE: lambda a, c: a >= c,
+               ast.Eq: lambda a, c: a == c, ast.NotEq: lambda a, c: a != c,
+               ast.Is: lambda a, c: a is c, ast.IsNot: lambda a, c: a is not c}
 _UNSUPPORTED = {
     ast.Lambda: "lambda expressions are not supported",
     ast.ListComp: "list comprehensions are not supported",
@@ -40,7 +40,6 @@ _UNSUPPORTED = {
     ast.Dict: "dicts are not supported",
     ast.Set: "sets are not supported",
     ast.JoinedStr: "strings (f-strings) are not supported",
-    ast.Subscript: "subscripts (`x[i]`) are not supported",
     ast.Slice: "slices are not supported",
     ast.Starred: "starred expressions (`*x`) are not supported",
     ast.NamedExpr: "assignment expressions (the walrus `:=`) are not supported",
@@ -50,7 +49,7 @@ _STRAIGHT = frozenset(Prim) - {Prim.IF, Prim.FOR, Prim.WHILE, Prim.PUSH, Prim.PO
 _INT64 = (-2 ** 63, 2 ** 63 - 1)
 
 
-class Expressions(ABC):
+class Expressions(Typing):
     src: Source
     scope: Scope
     shared: Shared
@@ -59,6 +58,7 @@ class Expressions(ABC):
     locals: set[str]
     returns: Returns
     loops: int  # how many loop bodies enclose the code being lowered
+    statics: dict[str, Any]  # parameters bound to Python objects (a function passed in)
 
     # ----------------------------------------------------------------------- plumbing
 
@@ -93,71 +93,6 @@ class Expressions(ABC):
         builder.loc = self.b.loc
         return builder
 
-    # ----------------------------------------------------------------------- typing helpers
-
-    def const(self, value: Any, type_: Type | None = None, hint: str = "") -> Value:
-        v = self.b.const(value, type_, hint=hint)
-        self.shared.consts[v] = {F64: float, I64: int, BOOL: bool}[v.type](value)
-        return v
-
-    def known(self, v: Value) -> Any:
-        """The value of ``v`` if it is a constant, else None."""
-        return self.shared.consts.get(v)
-
-    def static_bool(self, v: Value) -> bool | None:
-        value = self.known(v)
-        return None if value is None else bool(value)
-
-    def convert(self, v: Value, type_: Type) -> Value:
-        if v.type is type_:
-            return v
-        value = self.known(v)
-        if value is not None:  # fold: cast(const) is a const of the new type
-            return self.const(_cast(value, v.type, type_), type_, hint=v.hint)
-        return self.b.cast(v, type_)
-
-    def truthy(self, v: Value) -> Value:
-        """Python's truth of a number: ``v != 0``."""
-        if v.type is BOOL:
-            return v
-        value = self.known(v)
-        if value is not None:
-            return self.const(bool(value))
-        return self.b.ne(v, self.const(0, v.type))
-
-    def same_type(self, *vs: Value) -> list[Value]:
-        """The values converted to their joined type (bools stay bools)."""
-        t = vs[0].type
-        for v in vs[1:]:
-            t = join(t, v.type)
-        return [self.convert(v, t) for v in vs]
-
-    def numeric(self, *vs: Value, real: bool = False) -> list[Value]:
-        """For arithmetic: the joined type, with bools as ints (and ints as floats if ``real``)."""
-        t = F64 if real else I64
-        for v in vs:
-            t = join(t, v.type)
-        return [self.convert(v, t) for v in vs]
-
-    def power(self, base: Value, exponent: Value) -> Value:
-        """``**``: ints stay ints only for a constant exponent ≥ 0, as Python's result would."""
-        k = self.known(exponent)
-        ints = base.type is not F64 and exponent.type is not F64
-        if ints and k is not None and k >= 0:
-            return self.b.pow(self.convert(base, I64), self.convert(exponent, I64))
-        return self.b.pow(self.convert(base, F64), self.convert(exponent, F64))
-
-    def binary(self, op: ast.operator, left: Value, right: Value, node: ast.AST) -> Value:
-        if isinstance(op, ast.Div):
-            return self.b.div(self.convert(left, F64), self.convert(right, F64))
-        if isinstance(op, ast.Pow):
-            return self.power(left, right)
-        prim = _ARITH.get(type(op))
-        if prim is None:
-            raise self.error(node, f"operator `{_OPERATOR_TEXT.get(type(op), '?')}` "
-                                   f"is not supported")
-        return self.b.emit(prim, *self.numeric(left, right))
-
     # ----------------------------------------------------------------------- dispatch
 
     def expr(self, node: ast.expr) -> Result:
@@ -172,7 +107,8 @@ class Expressions(ABC):
         """An expression that must give one value (not a tuple)."""
         result = self.expr(node)
         if isinstance(result, tuple):
-            raise self.error(node, "a tuple can only be unpacked (`a, b = ...`) or returned")
+            raise self.error(node, "a tuple can only be unpacked (`a, b = ...`), indexed "
+                                   "(`t[0]`) or returned; it is not a number or an array")
         return result
 
     # ----------------------------------------------------------------------- leaves
@@ -192,11 +128,13 @@ class Expressions(ABC):
         raise self.error(node, f"{kind} are not supported" if kind.endswith("s")
                          else f"{kind} is not supported")
 
-    def expr_Name(self, node: ast.Name) -> Value:
+    def expr_Name(self, node: ast.Name) -> Result:
         name = node.id
         bound = self.st.env.get(name)
-        if isinstance(bound, Value):
+        if isinstance(bound, (Value, tuple)):
             return bound
+        if name in self.statics and bound is None:
+            return self.python_value(self.statics[name], node, name)
         if isinstance(bound, Unbound) or name in self.locals:
             raise self.error(node, self._unbound_message(name, bound))
         return self.python_value(self.lookup(node, name), node, name)
@@ -232,6 +170,8 @@ class Expressions(ABC):
     def python_object(self, node: ast.expr) -> Any:
         """The Python object a (dotted) name refers to; never a variable of the function."""
         if isinstance(node, ast.Name):
+            if node.id in self.statics and node.id not in self.st.env:
+                return self.statics[node.id]
             if node.id in self.st.env or node.id in self.locals:
                 raise self.error(node, f"`{node.id}` is a variable; it cannot be called or "
                                        f"have attributes")
@@ -248,8 +188,24 @@ class Expressions(ABC):
         raise self.error(node, f"`{dotted(node)}` is not supported (only names of functions "
                                f"can be called)")
 
-    def expr_Attribute(self, node: ast.Attribute) -> Value:
+    def is_static(self, node: ast.expr) -> bool:
+        """Whether ``node`` names a Python object (a dotted name that is no variable)."""
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        return isinstance(node, ast.Name) and not self.is_variable(node)
+
+    def is_variable(self, node: ast.expr) -> bool:
+        return isinstance(node, ast.Name) and (node.id in self.st.env or (
+            node.id in self.locals and node.id not in self.statics))
+
+    def expr_Attribute(self, node: ast.Attribute) -> Result:
+        if not self.is_static(node.value):
+            return self.attribute(self.expr(node.value), node)
         return self.python_value(self.python_object(node), node, dotted(node))
+
+    @abstractmethod
+    def attribute(self, base: Result, node: ast.Attribute) -> Result:
+        """``base.attr`` of a value (``x.T``, ``x.shape``): arrays.py."""
 
     def expr_Tuple(self, node: ast.Tuple) -> tuple:
         return tuple(self.expr(e) for e in node.elts)
@@ -269,18 +225,30 @@ class Expressions(ABC):
         if isinstance(node.op, ast.Not):
             return self.b.not_(self.truthy(v))
         if isinstance(node.op, ast.USub):
-            return self.b.neg(self.numeric(v)[0])
+            if is_array(v.type) and dtype_of(v.type) is BOOL:
+                raise self.error(node, "numpy cannot negate a boolean array (use `~`)")
+            return self.numpy_scalar(self.b.neg(self.numeric(v)[0]), v, always=False)
         if isinstance(node.op, ast.UAdd):
             return self.numeric(v)[0]
+        if isinstance(node.op, ast.Invert) and dtype_of(v.type) is BOOL:
+            return self.b.not_(v)
         raise self.error(node, f"operator `{_OPERATOR_TEXT.get(type(node.op), '?')}` "
                                f"is not supported")
 
     def expr_Compare(self, node: ast.Compare) -> Value:
+        nodes = [node.left, *node.comparators]
+        if all(isinstance(n, ast.Constant) or self.is_static(n) for n in nodes) and \
+                all(type(op) in _PY_COMPARE for op in node.ops):
+            objs = [n.value if isinstance(n, ast.Constant) else self.python_object(n)
+                    for n in nodes]
+            if not all(is_scalar(o) for o in objs):   # `mode == "mse"` on a closure's string
+                return self.const(bool(all(_PY_COMPARE[type(op)](a, c) for op, a, c in
+                                           zip(node.ops, objs, objs[1:]))))
         for op in node.ops:
             if type(op) not in _COMPARE:
                 raise self.error(node, f"`{_OPERATOR_TEXT.get(type(op), '?')}` comparisons "
                                        f"are not supported")
-        operands = [self.value(node.left)] + [self.value(c) for c in node.comparators]
+        operands = [self.value(n) for n in nodes]
         result = None
         for op, a, c in zip(node.ops, operands, operands[1:]):
             test = self.b.emit(_COMPARE[type(op)], *self.same_type(a, c))
@@ -305,7 +273,7 @@ class Expressions(ABC):
             for op in scratch.ops:
                 self.b.append(op)
             return self.b.and_(left, right) if is_and else self.b.or_(left, right)
-        t = join(left.type, right.type)
+        t = self.merged(left.type, right.type, right_node)
         with self.into(scratch):
             right = self.convert(right, t)
         keep = self.child()
@@ -314,6 +282,12 @@ class Expressions(ABC):
         taken, other = (scratch.finish([right]), keep.finish([left_t]))
         regions = [taken, other] if is_and else [other, taken]
         return self.b.op(Prim.IF, [self.truthy(left)], [t], regions=regions)[0]
+
+    def merged(self, a: Type, c: Type, node: ast.AST, name: str = "this value") -> Type:
+        t = join_types(a, c)
+        if t is None:
+            raise self.error(node, merge_message(name, a, c))
+        return t
 
     def expr_IfExp(self, node: ast.IfExp) -> Value:
         cond = self.truthy(self.value(node.test))
@@ -325,12 +299,16 @@ class Expressions(ABC):
             a = self.value(node.body)
         with self.into(other):
             c = self.value(node.orelse)
-        t = join(a.type, c.type)
+        t = self.merged(a.type, c.type, node)
         with self.into(then):
             a = self.convert(a, t)
         with self.into(other):
             c = self.convert(c, t)
-        return self.b.op(Prim.IF, [cond], [t], regions=[then.finish([a]), other.finish([c])])[0]
+        y = self.b.op(Prim.IF, [cond], [t], regions=[then.finish([a]), other.finish([c])])[0]
+        view = next((self.shared.views[x] for x in (a, c) if x in self.shared.views), None)
+        if view is not None:   # maybe a view: never updated in place
+            self.shared.views[y] = view
+        return y
 
     # ----------------------------------------------------------------------- calls
 
@@ -342,17 +320,56 @@ class Expressions(ABC):
         for kw in node.keywords:
             if kw.arg is None:
                 raise self.error(kw.value, "`**kwargs` in calls is not supported")
-        fn = self.python_object(node.func)
+        if isinstance(node.func, ast.Attribute) and not self.is_static(node.func.value):
+            return self.method(self.expr(node.func.value), node)
+        if isinstance(node.func, ast.Call):   # `sxad.grad(f)(x)`: the callee is built statically
+            fn = self.static_object(node.func)
+        else:
+            fn = self.python_object(node.func)
         entry = library.lookup(fn)
         if entry is not None:
             return self.call_builtin(entry, node)
+        found = self.numpy_call(fn, node)
+        if found is not None:
+            return found
         if isinstance(fn, types.FunctionType):
             return self.inline(fn, node)
+        if hasattr(fn, "__sxad_program__") and not isinstance(fn, type):
+            return self.call_program(fn, node)
         if fn is range:
             raise self.error(node.func, "`range()` is only supported as the iterable of a "
                                         "`for` loop")
+        if fn in (zip, enumerate):
+            raise self.error(node.func, f"`{fn.__name__}()` is only supported as the iterable "
+                                        f"of a `for` loop")
         what = "is not supported" if "." in label else "is not a supported function"
         raise self.error(node.func, f"`{label}` {what}")
+
+    @abstractmethod
+    def update_subscript(self, target: ast.Subscript, new: Any) -> None:
+        """``x[idx] = new(x[idx])`` in place, ``new`` a function of the old element(s):
+        subscripts.py."""
+
+    @abstractmethod
+    def expr_Subscript(self, node: ast.Subscript) -> Result:
+        """``x[i]``, ``x[:, j]``, ``t[0]``, ``x.shape[0]``: subscripts.py."""
+
+    @abstractmethod
+    def method(self, receiver: Result, node: ast.Call) -> Result:
+        """``x.sum(axis=0)`` and the other array methods: arrays.py."""
+
+    @abstractmethod
+    def numpy_call(self, fn: Any, node: ast.Call) -> Result | None:
+        """A call of a numpy function taking keywords or shapes (arrays.py); None if ``fn`` is
+        none of them."""
+
+    @abstractmethod
+    def static_object(self, node: ast.expr) -> Any:
+        """The Python object an expression computable at compile time gives (arrays.py)."""
+
+    @abstractmethod
+    def call_program(self, fn: Any, node: ast.Call) -> Result:
+        """A call of an object with ``__sxad_program__`` (a transformed function): calls.py."""
 
     def call_builtin(self, entry: library.Builtin, node: ast.Call) -> Value:
         if node.keywords:
@@ -365,7 +382,14 @@ class Expressions(ABC):
         args = [self.value(a) for a in node.args]   # first: `max(a for …)` is about the `for`
         if n < entry.min_args or (entry.max_args is not None and n > entry.max_args):
             raise self.error(node, f"`{entry.name}` takes {_arity(entry)}, got {n}")
-        return entry.lower(self, args)
+        if entry.scalar_only:
+            for a, v in zip(node.args, args):
+                if is_array(v.type):
+                    raise self.error(a, f"`{entry.name}` takes a number, not an array "
+                                        f"({v.type}){entry.instead}")
+        start = len(self.b.ops)
+        return self.numpy_scalar(entry.lower(self, args), *args,
+                                 always=entry.name.startswith("np."), since=start)
 
     def _float_of_text(self, node: ast.Constant) -> Value:
         """``float("inf")`` and the like: a constant."""
@@ -394,17 +418,13 @@ class Expressions(ABC):
                 named = Value(value.type, name)
                 ops[k] = op.replace(results=tuple(named if r is value else r
                                                   for r in op.results))
-                if value in self.shared.consts:
-                    self.shared.consts[named] = self.shared.consts[value]
+                for table in (self.shared.consts, self.shared.objects, self.shared.views):
+                    if value in table:
+                        table[named] = table[value]
+                if value in self.shared.strong:
+                    self.shared.strong.add(named)
                 return named
         return value
-
-
-def _cast(value: Any, source: Type, target: Type) -> Any:
-    """A constant converted as the cast op converts at run time: numpy's cast, so ``int(1e300)``
-    or ``int(nan)`` is -2**63 (Python's ``int`` would be unbounded, or raise)."""
-    with np.errstate(all="ignore"):
-        return NUMPY_TYPE[target](NUMPY_TYPE[source](value)).item()
 
 
 def straight_line(ops: Sequence[Op]) -> bool:

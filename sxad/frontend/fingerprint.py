@@ -81,15 +81,27 @@ def _feed_object(label: str, obj: Any, digest: "hashlib._Hash",
         _feed_function(obj, digest, seen)
     elif isinstance(obj, types.ModuleType):
         digest.update(f"{label} = module {obj.__name__}\n".encode())
+    elif _transformed(obj) is not None:   # `sxad.grad(f)` called inside: f's source counts
+        digest.update(f"{label} = {_constant(obj)} of\n".encode())
+        _feed_function(_transformed(obj), digest, seen)
     else:
         digest.update(f"{label} = {_constant(obj)}\n".encode())
+
+
+def _transformed(obj: Any) -> types.FunctionType | None:
+    """The user function a transformed callable (``__sxad_program__``) wraps, if any."""
+    if isinstance(obj, types.FunctionType) or not hasattr(type(obj), "__sxad_program__"):
+        return None
+    inner = getattr(obj, "__wrapped__", None) or getattr(obj, "fn", None)
+    return inner if isinstance(inner, types.FunctionType) else None
 
 
 def _constant(obj: Any) -> str:
     """A stable text for a value: numbers by value, other objects by kind (never an address)."""
     if obj is MISSING:
         return "<undefined>"
-    if is_scalar(obj):
+    if is_scalar(obj) or isinstance(obj, str) or (   # strings: `if mode == "mse"`
+            isinstance(obj, tuple) and all(is_scalar(o) or isinstance(o, str) for o in obj)):
         value = obj.item() if isinstance(obj, np.generic) else obj
         return f"{type(value).__name__}:{value!r}"
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
@@ -139,7 +151,11 @@ def _watch_function(fn: types.FunctionType, found: dict[tuple[int, str], Guard],
     except SourceUnavailableError:
         return   # lowering fails on it: nothing is compiled to guard
     for owner, name, obj in _bindings(src.node, Scope(fn), local_names(src.node)):
-        if not (is_scalar(obj) or isinstance(obj, types.FunctionType)):
+        inner = _transformed(obj)
+        if inner is not None:
+            found.setdefault((id(owner), name), (owner, name, obj))
+            obj = inner
+        elif not (is_scalar(obj) or isinstance(obj, (str, types.FunctionType))):
             continue
         found.setdefault((id(owner), name), (owner, name, obj))
         if isinstance(obj, types.FunctionType):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from ..ir import F64, I64, Prim, Value
+from ..ir import F32, F64, I64, Prim, Value, dtype_of
 
 if TYPE_CHECKING:
     from .expressions import Expressions
@@ -26,15 +26,18 @@ class Builtin:
     lower: Lower
     min_args: int
     max_args: int | None  # None: any number
+    scalar_only: bool = False  # `math.exp`, `float`: Python raises on an array
+    instead: str = ""          # a hint for the array case
+
 
 
 def _real(prim: Prim) -> Lower:
-    """f(x) on floats: ints and bools are converted first."""
-    return lambda lw, xs: lw.b.emit(prim, lw.convert(xs[0], F64))
+    """f(x) on floats: ints and bools are converted first (an f32 stays f32)."""
+    return lambda lw, xs: lw.b.emit(prim, lw.real(xs[0]))
 
 
 def _real2(prim: Prim) -> Lower:
-    return lambda lw, xs: lw.b.emit(prim, lw.convert(xs[0], F64), lw.convert(xs[1], F64))
+    return lambda lw, xs: lw.b.emit(prim, *lw.numeric(xs[0], xs[1], real=True))
 
 
 def _chain(prim: Prim) -> Lower:
@@ -50,14 +53,15 @@ def _chain(prim: Prim) -> Lower:
 
 def _log(lw: "Expressions", xs: Sequence[Value]) -> Value:
     """``math.log(x)``, or ``log(x)/log(base)`` with a base."""
-    result = lw.b.log(lw.convert(xs[0], F64))
+    result = lw.b.log(lw.real(xs[0]))
     if len(xs) == 2:
-        result = lw.b.div(result, lw.b.log(lw.convert(xs[1], F64)))
+        result = lw.b.div(*lw.numeric(result, lw.b.log(lw.real(xs[1]))))
     return result
 
 
 def _log_base(base: float) -> Lower:
-    return lambda lw, xs: lw.b.div(lw.b.log(lw.convert(xs[0], F64)), lw.const(math.log(base)))
+    return lambda lw, xs: lw.b.div(*lw.numeric(lw.b.log(lw.real(xs[0])),
+                                               lw.const(math.log(base))))
 
 
 def _abs(lw: "Expressions", xs: Sequence[Value]) -> Value:
@@ -79,19 +83,32 @@ def _rounding(prim: Prim, to_int: bool) -> Lower:
     """``math.floor`` gives an int (FLOOR, then a cast); ``np.floor`` stays a float."""
     def lower(lw: "Expressions", xs: Sequence[Value]) -> Value:
         x = xs[0]
-        if x.type is not F64:
-            return lw.convert(x, I64 if to_int else F64)
+        if not dtype_of(x.type).is_float:
+            return lw.to_dtype(x, I64 if to_int else F64)
         y = lw.b.emit(prim, x)
-        return lw.convert(y, I64) if to_int else y
+        return lw.to_dtype(y, I64) if to_int else y
     return lower
 
 
 def _trunc(lw: "Expressions", xs: Sequence[Value]) -> Value:
-    return lw.convert(xs[0], I64)  # a cast from float truncates toward zero, as int() does
+    return lw.to_dtype(xs[0], I64)  # a cast from float truncates toward zero, as int() does
 
 
 def _to_float(lw: "Expressions", xs: Sequence[Value]) -> Value:
-    return lw.convert(xs[0], F64)
+    return lw.to_dtype(xs[0], F64)
+
+
+def _to_f32(lw: "Expressions", xs: Sequence[Value]) -> Value:
+    return lw.to_dtype(xs[0], F32)
+
+
+def _logical(prim: Prim) -> Lower:
+    """``np.logical_and`` and the like: on the truth (``!= 0``) of each argument."""
+    return lambda lw, xs: lw.b.emit(prim, *(lw.mask(x) for x in xs))
+
+
+def _isnan(lw: "Expressions", xs: Sequence[Value]) -> Value:
+    return lw.b.ne(xs[0], xs[0])  # NaN is the one value unequal to itself
 
 
 def _to_bool(lw: "Expressions", xs: Sequence[Value]) -> Value:
@@ -108,7 +125,7 @@ def _clip(lw: "Expressions", xs: Sequence[Value]) -> Value:
 
 
 def _where(lw: "Expressions", xs: Sequence[Value]) -> Value:
-    cond = lw.truthy(xs[0])
+    cond = lw.mask(xs[0])
     a, c = lw.same_type(xs[1], xs[2])
     return lw.b.select(cond, a, c)
 
@@ -126,7 +143,9 @@ def _entries() -> list[tuple[Any, Builtin]]:
     out: list[tuple[Any, Builtin]] = []
 
     def add(obj: Any, name: str, lower: Lower, lo: int = 1, hi: int | None = -1) -> None:
-        out.append((obj, Builtin(name, lower, lo, lo if hi == -1 else hi)))
+        scalar_only = name.startswith("math.") or name in _SCALAR_BUILTINS
+        instead = _INSTEAD.get(name, f" (use `np.{name[5:]}`)" if name.startswith("math.") else "")
+        out.append((obj, Builtin(name, lower, lo, lo if hi == -1 else hi, scalar_only, instead)))
 
     for m_name, (np_name, prim) in _SMOOTH.items():
         add(getattr(math, m_name), f"math.{m_name}", _real(prim))
@@ -158,14 +177,31 @@ def _entries() -> list[tuple[Any, Builtin]]:
     add(builtins.min, "min", _chain(Prim.MIN), 2, None)
     add(np.maximum, "np.maximum", _chain(Prim.MAX), 2)
     add(np.minimum, "np.minimum", _chain(Prim.MIN), 2)
-    add(np.clip, "np.clip", _clip, 3)
     add(np.where, "np.where", _where, 3)
     add(builtins.float, "float", _to_float)
     add(np.float64, "np.float64", _to_float)
     add(builtins.int, "int", _trunc)
     add(np.int64, "np.int64", _trunc)
     add(builtins.bool, "bool", _to_bool)
+    add(np.float32, "np.float32", _to_f32)
+    add(np.logical_and, "np.logical_and", _logical(Prim.AND), 2)
+    add(np.logical_or, "np.logical_or", _logical(Prim.OR), 2)
+    add(np.logical_xor, "np.logical_xor", _logical(Prim.NE), 2)
+    add(np.logical_not, "np.logical_not", _logical(Prim.NOT))
+    add(np.isnan, "np.isnan", _isnan)
     return out
+
+
+# Builtins that Python applies to numbers only (``max(a, b)`` compares whole arrays).
+_SCALAR_BUILTINS = {"max", "min", "float", "int", "bool"}
+_INSTEAD = {"max": " (use `np.maximum` elementwise, `np.max` to reduce)",
+            "min": " (use `np.minimum` elementwise, `np.min` to reduce)",
+            "float": " (use `x.astype(np.float64)`)", "int": " (use `x.astype(np.int64)`)",
+            "bool": "", "math.fabs": " (use `np.abs`)", "math.pow": " (use `**`)",
+            "math.floor": " (use `np.floor`)", "math.ceil": " (use `np.ceil`)",
+            "math.trunc": " (use `np.trunc`)", "math.asin": " (use `np.arcsin`)",
+            "math.acos": " (use `np.arccos`)", "math.atan": " (use `np.arctan`)",
+            "math.atan2": " (use `np.arctan2`)"}
 
 
 _TABLE: dict[int, tuple[Any, Builtin]] = {id(obj): (obj, entry) for obj, entry in _entries()}

@@ -15,13 +15,16 @@ import ast
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
-from ..ir import BOOL, I64, F64, Prim, Type, Value, join
+from ..ir import BOOL, I64, Prim, Type, Value, dtype_of, is_array
 from ..prims import Emitter
 from .expressions import straight_line
+from .promotion import join_types, merge_message
 from .scope import assigned_names, has_break, has_return
-from .state import State, Unbound
+from .state import State, Unbound, flat_env, get_path, set_path
+from .subscripts import DynamicTupleIndex
 from .statements import Statements
 
+_UNROLL = 256  # the most iterations a loop indexing a tuple is unrolled to
 _ATTEMPTS = 6  # widenings (at most two) plus discovering the return type
 
 
@@ -34,6 +37,9 @@ class Plan:
     breaks: bool
     returns: bool
     ret_types: tuple[Type, ...]
+    # (alias, name): the alias shares the name's slot, holding the same value before the loop
+    # and after each iteration (``V = W`` updated in place, the hidden state of an argument)
+    aliases: tuple[tuple[str, str], ...] = ()
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -42,7 +48,7 @@ class Plan:
     def layout(self, head: Sequence[tuple[str, Type]]) -> list[tuple[str, Type]]:
         """(hint, type) of each carried slot: head, flags, return value, variables."""
         return [*head, *((f, BOOL) for f in self.flags), *(("ret", t) for t in self.ret_types),
-                *zip(self.names, self.types)]
+                *zip(map(_hint, self.names), self.types)]
 
     def split(self, values: Sequence, n_head: int) -> tuple[list, list, list, list]:
         a, b = n_head, n_head + len(self.flags)
@@ -66,42 +72,118 @@ class Loops(Statements):
     def stmt_For(self, node: ast.For, st: State) -> State:
         if node.orelse:
             raise self.error(node, "`for ... else` is not supported")
+        if not self.is_range(node.iter):
+            return self.unrolled(node, st)
         if not isinstance(node.target, ast.Name):
-            raise self.error(node.target, "only a single name can be the target of a `for` loop")
+            raise self.error(node.target, "only a single name can be the target of a `for` loop "
+                                          "over a `range`")
         lo, hi, step = self.range_bounds(node.iter)
+        try:
+            return self.range_loop(node, st, lo, hi, step)
+        except DynamicTupleIndex:
+            bounds = [self.known(v) for v in (lo, hi, step)]
+            if None in bounds or len(range(*bounds)) > _UNROLL:
+                raise
+        return self.unroll(node, st, [self.const(k) for k in range(*bounds)])
+
+    def range_loop(self, node: ast.For, st: State, lo: Value, hi: Value, step: Value,
+                   rows: Value | None = None) -> State:
+        """``for i in range(lo, hi, step)``; with ``rows``, ``for row in rows`` (the target is
+        bound to ``rows[i]``)."""
         plan = self.plan(node, st, node.target.id)
         if plan.breaks or plan.returns:
-            return self.for_as_while(node, st, plan, lo, hi, step)
+            return self.for_as_while(node, st, plan, lo, hi, step, rows)
         target = node.target.id
 
         def attempt(plan: Plan) -> Attempt:
-            i = Value(I64, target)
-            params = [Value(t, n) for n, t in zip(plan.names, plan.types)]
+            i = Value(I64, "i" if rows is not None else target)
+            params = [Value(t, _hint(n)) for n, t in zip(plan.names, plan.types)]
             body = self.child([i, *params])
             entry = self.entry(st, plan, params, None)
-            entry.bind(target, i, self.src.loc(node.target))
             with self.into(body):
+                entry.bind(target, self.item(i, rows), self.src.loc(node.target))
                 end = self.stmts(node.body, entry)
             return Attempt(body, end, [])
 
         done, plan = self.settle(node, st, plan, attempt)
         with self.into(done.body):
-            yields = [self.convert(done.end.env[n], t) for n, t in zip(plan.names, plan.types)]
-        inits = [self.convert(st.env[n], t) for n, t in zip(plan.names, plan.types)]
+            yields = [self.convert(get_path(done.end.env, n), t)
+                      for n, t in zip(plan.names, plan.types)]
+        inits = [self.convert(get_path(st.env, n), t) for n, t in zip(plan.names, plan.types)]
         results = self.b.op(Prim.FOR, [lo, hi, step, *inits], plan.types,
-                            regions=[done.body.finish(yields)], hints=plan.names)
-        return self.exit(node, st, plan, results)
+                            regions=[done.body.finish(yields)],
+                            hints=[_hint(n) for n in plan.names])
+        return self.exit(node, st, plan, results, done.end)
+
+    def item(self, i: Value, rows: Value | None) -> Value:
+        return i if rows is None else self.b.index(rows, i, spec=("i",), hint="row")
+
+    def is_range(self, it: ast.expr) -> bool:
+        return isinstance(it, ast.Call) and self.is_static(it.func) and \
+            self.python_object(it.func) is range
+
+    def unrolled(self, node: ast.For, st: State) -> State:
+        """``for W, b in zip(Ws, bs)`` (and ``for t in tup``, ``enumerate(tup)``) over tuples,
+        whose length is known: the body once per item."""
+        try:
+            items = self.tuple_items(node.iter)
+        except _Rows as rows:   # `for row in X`: a loop over X's first axis
+            if not isinstance(node.target, ast.Name) or rows.array.type.rank == 0:
+                raise self.error(node.target, "a loop over an array needs a vector or more, "
+                                              "and a single name as its target") from None
+            return self.range_loop(node, st, self.const(0), self.b.dim(rows.array, axis=0),
+                                   self.const(1), rows.array)
+        return self.unroll(node, st, items)
+
+    def unroll(self, node: ast.For, st: State, items: list) -> State:
+        """The body once per item, the target bound to it."""
+        if has_break(node.body) or has_return(node.body) or any(
+                isinstance(n, ast.Continue) for n in ast.walk(ast.Module(node.body, []))):
+            raise self.error(node, "`break`, `continue` and `return` are not supported in a loop "
+                                   "that sxad unrolls (over a tuple, or indexing one)")
+        for item in items:
+            if st.dead:
+                break
+            with self.located(node.target):
+                self.assign(node.target, item, st, len(self.b.ops), {})
+            st = self.stmts(node.body, st)
+        return st
+
+    def tuple_items(self, it: ast.expr) -> list:
+        """The items a loop over a tuple visits: ``t``, ``zip(t, u)``, ``enumerate(...)``,
+        ``reversed(...)``, nested."""
+        fn = self.python_object(it.func) if isinstance(it, ast.Call) and \
+            self.is_static(it.func) else None
+        if fn in (zip, enumerate, reversed):
+            if it.keywords or (fn is not zip and len(it.args) != 1):
+                raise self.error(it, f"only `{fn.__name__}(...)` of tuples is supported here")
+            try:
+                parts = [list(self.tuple_items(a)) for a in it.args]
+            except _Rows:
+                raise self.error(it, f"`{fn.__name__}` is supported over tuples only; loop over "
+                                     f"`range(len(x))` for arrays") from None
+            if fn is enumerate:
+                return [(self.const(k), x) for k, x in enumerate(parts[0])]
+            if fn is reversed:
+                return parts[0][::-1]
+            return [tuple(items) for items in zip(*parts)]
+        seq = self.expr(it)
+        if isinstance(seq, tuple):
+            return list(seq)
+        if is_array(seq.type):
+            raise _Rows(seq)
+        raise self.error(it, "`for` loops are only supported over `range(...)`, tuples and "
+                             "arrays")
 
     def range_bounds(self, it: ast.expr) -> tuple[Value, Value, Value]:
-        if not (isinstance(it, ast.Call) and isinstance(it.func, (ast.Name, ast.Attribute))
-                and not self._is_variable(it.func) and self.python_object(it.func) is range):
-            raise self.error(it, "`for` loops are only supported over `range(...)`")
         if it.keywords or not 1 <= len(it.args) <= 3:
             raise self.error(it, "range() takes 1 to 3 positional arguments")
         bounds = []
         for arg in it.args:
             v = self.value(arg)
-            if v.type is F64:
+            if is_array(v.type):
+                raise self.error(arg, f"range() needs int bounds (this one is an array, {v.type})")
+            if dtype_of(v.type).is_float:
                 raise self.error(arg, "range() needs int bounds (this one is a float)")
             bounds.append(self.convert(v, I64))
         if len(bounds) == 1:
@@ -112,13 +194,11 @@ class Loops(Statements):
             raise self.error(it.args[2], "range() step must not be zero")
         return bounds[0], bounds[1], bounds[2]
 
-    def _is_variable(self, node: ast.expr) -> bool:
-        return isinstance(node, ast.Name) and (node.id in self.st.env or node.id in self.locals)
-
     def for_as_while(self, node: ast.For, st: State, plan: Plan, lo: Value, hi: Value,
-                     step: Value) -> State:
+                     step: Value, rows: Value | None = None) -> State:
         """``for i in range(lo, hi, step)`` that may stop early: a ``while`` over the index."""
         target = node.target.id
+        index = "i" if rows is not None else target
 
         def test(head: list[Value]) -> Value:
             (i,) = head
@@ -132,11 +212,11 @@ class Loops(Statements):
 
         def body(entry: State, head: list[Value]) -> tuple[State, list[Value]]:
             (i,) = head
-            entry.bind(target, i, self.src.loc(node.target))
+            entry.bind(target, self.item(i, rows), self.src.loc(node.target))
             end = self.stmts(node.body, entry)
-            return end, [self.b.add(i, step, hint=target)]
+            return end, [self.b.add(i, step, hint=index)]
 
-        return self.while_op(node, st, plan, [(target, I64, lo)], test, body, forever=False)
+        return self.while_op(node, st, plan, [(index, I64, lo)], test, body, forever=False)
 
     # ----------------------------------------------------------------------- while
 
@@ -184,14 +264,14 @@ class Loops(Statements):
             yields = [*done.head_yields, *self.carried_out(done.end, plan)]
         inits = [init for _, _, init in head]
         inits += [self.const(False) for _ in plan.flags]
-        inits += [self.const(0, t) for t in plan.ret_types]
-        inits += [self.convert(st.env[n], t) for n, t in zip(plan.names, plan.types)]
+        inits += [self.zero_of(t) for t in plan.ret_types]
+        inits += [self.convert(get_path(st.env, n), t) for n, t in zip(plan.names, plan.types)]
         types = [t for _, t in plan.layout(shape)]
         results = self.b.op(Prim.WHILE, inits, types,
                             regions=[done.cond.finish([done.test]), done.body.finish(yields)],
                             hints=[h for h, _ in plan.layout(shape)])
         _, flags, ret, variables = plan.split(results, len(head))
-        out = self.exit(node, st, plan, variables)
+        out = self.exit(node, st, plan, variables, done.end)
         if plan.returns:
             returned = dict(zip(plan.flags, flags))["returned"]
             out.flags["returned"] = True if forever and not plan.breaks else returned
@@ -240,27 +320,70 @@ class Loops(Statements):
                 done = attempt(plan)
             finally:
                 self.loops -= 1
-            wider = self.widened(plan, done.end)
+            with self.located(node):
+                wider = self.widened(plan, done.end, st)
             if wider == plan:
                 return done, plan
             plan = wider
         raise self.error(node, "the types of the variables this loop changes do not settle")
 
-    def widened(self, plan: Plan, end: State) -> Plan:
-        types = []
+    def widened(self, plan: Plan, end: State, st: State) -> Plan:
+        """The plan joined with what the body yields; names the body changed without assigning
+        them (an array updated in place through another name) become carried too."""
+        names, types = list(plan.names), []
         for name, t in zip(plan.names, plan.types):
-            v = end.env.get(name)
-            types.append(join(t, v.type) if isinstance(v, Value) else t)
+            v = get_path(end.env, name)
+            if isinstance(v, Value):
+                joined = join_types(t, v.type)
+                if joined is None:
+                    raise self.fail(merge_message(name, t, v.type) + " (here: before this loop "
+                                    "and after one iteration)")
+                t = joined
+            elif isinstance(v, tuple):
+                raise self.fail(_TUPLE_CARRIED.format(name=name))
+            types.append(t)
+        aliases = []
+        for alias, name in plan.aliases:
+            if get_path(end.env, alias) is get_path(end.env, name):
+                aliases.append((alias, name))
+            else:   # they went separate ways: a slot of its own
+                names.append(alias)
+                types.append(get_path(st.env, alias).type)
+        aliased = {alias for alias, _ in aliases}
+        for name, before in flat_env(st.env):
+            after = get_path(end.env, name)
+            if name in names or name in aliased or after is before or end.dead or \
+                    not isinstance(before, Value):
+                continue
+            if not isinstance(after, Value):   # a tuple of another shape, or unbound
+                if "." in name or isinstance(after, tuple):
+                    raise self.fail(_TUPLE_CARRIED.format(name=name.split(".")[0]))
+                continue
+            twin = next((n for n in names if get_path(st.env, n) is before and
+                         get_path(end.env, n) is after), None)
+            if twin is not None:
+                aliases.append((name, twin))
+                continue
+            names.append(name)
+            types.append(before.type)
         returns = plan.returns and self.returns.types is not None  # None: every return folded
-        return replace(plan, types=tuple(types), returns=returns,
-                       ret_types=tuple(self.returns.types) if returns else ())
+        return replace(plan, names=tuple(names), types=tuple(types), returns=returns,
+                       ret_types=tuple(self.returns.types) if returns else (),
+                       aliases=tuple(aliases))
 
     def entry(self, st: State, plan: Plan, params: Sequence[Value],
               ret: tuple[Value, ...] | None) -> State:
         """The state at the top of the body (or condition): carried names are the params."""
         entry = State(dict(st.env), ret=ret, where=dict(st.where))
         for name, p in zip(plan.names, params):
-            entry.env[name] = p
+            before = get_path(st.env, name)
+            if is_array(p.type) and isinstance(before, Value):  # the same array object
+                self.shared.objects[p] = self.shared.object_of(before)
+                if before in self.shared.views:
+                    self.shared.views[p] = self.shared.views[before]
+            set_path(entry.env, name, p)
+        for alias, name in plan.aliases:
+            set_path(entry.env, alias, get_path(entry.env, name))
         return entry
 
     def carried_out(self, end: State, plan: Plan) -> list[Value]:
@@ -271,20 +394,43 @@ class Loops(Statements):
         out += [self.convert(ret[k], t) if k < len(ret) else self.const(0, t)
                 for k, t in enumerate(plan.ret_types)]
         for name, t in zip(plan.names, plan.types):
-            v = end.env.get(name)
-            out.append(self.convert(v, t) if isinstance(v, Value) else self.const(0, t))
+            v = get_path(end.env, name)
+            out.append(self.convert(v, t) if isinstance(v, Value) else self.zero_of(t))
         return out
 
     def exit(self, node: ast.For | ast.While, st: State, plan: Plan,
-             results: Sequence[Value]) -> State:
+             results: Sequence[Value], end: State) -> State:
         """The state after the loop: carried names are its results; names first assigned in
         the body (and a ``for`` target not carried) may be unbound."""
         out = st.copy()
+        carried = {n.split(".")[0] for n in (*plan.names, *(a for a, _ in plan.aliases))}
         for name, first in assigned_names(node.body).items():
-            if name not in plan.names:
+            if name not in carried:
                 out.env[name] = Unbound(self.src.loc(first))
-        if isinstance(node, ast.For) and node.target.id not in plan.names:
+        if isinstance(node, ast.For) and node.target.id not in carried:
             out.env[node.target.id] = Unbound(self.src.loc(node.target))
         for name, value in zip(plan.names, results):
-            out.env[name] = value
+            set_path(out.env, name, value)
+            obj = self._same_object(get_path(st.env, name), get_path(end.env, name))
+            if obj is not None:  # updated in place by the loop: still the same object
+                self.shared.objects[value] = obj
+        for alias, name in plan.aliases:
+            set_path(out.env, alias, get_path(out.env, name))
         return out
+
+
+def _hint(name: str) -> str:
+    """A value hint for a carried name (hidden names are ``#W``, ``#params[0]``)."""
+    return name.lstrip("#").replace(".", "_").replace("[", "_").replace("]", "")
+
+
+class _Rows(Exception):
+    """The iterable of a `for` loop is an array."""
+
+    def __init__(self, array: Value) -> None:
+        self.array = array
+
+
+_TUPLE_CARRIED = ("the tuple `{name}` changes inside this loop; sxad carries only numbers and "
+                  "arrays from one iteration to the next: unpack it before the loop "
+                  "(`W, b = {name}`) and carry the parts")

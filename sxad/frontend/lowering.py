@@ -7,24 +7,31 @@ import types
 from typing import Any, Sequence
 
 from ..errors import SourceUnavailableError, UnsupportedError
-from ..ir import BOOL, F64, I64, Block, Func, Prim, Type, Value, verify
+from ..ir import (BOOL, F32, F64, I64, ArrayType, Block, Func, Prim, Type, Value, is_array,
+                  verify)
+from ..ir.types import MAX_RANK
 from ..prims import Emitter, result_types
+from .arrays import ArrayOps
+from .calls import Calls
 from .expressions import Result
 from .loops import Loops
 from .scope import Scope, body_nodes, is_scalar, local_names
 from .source import Source
-from .state import Returns, Shared, State
+from .state import Bound, Returns, Shared, State
 from .statements import TOO_DEEP
+from .subscripts import Subscripts
 
-ARG_TYPES = (F64, I64, BOOL)
+SCALAR_TYPES = (F64, F32, I64, BOOL)
+ARG_TYPES = (*SCALAR_TYPES, *(ArrayType(d, r) for d in SCALAR_TYPES for r in range(MAX_RANK + 1)))
 
 
-class Lowerer(Loops):
+class Lowerer(Calls, Loops, Subscripts, ArrayOps):
     """Lowers one function's body into the builder it is given."""
 
     def __init__(self, src: Source, shared: Shared, builder: Emitter,
-                 args: dict[str, Value]) -> None:
+                 args: dict[str, Bound], statics: dict[str, Any] | None = None) -> None:
         self.src, self.shared, self.b = src, shared, builder
+        self.statics = dict(statics or {})
         self.scope = Scope(src.fn)
         self.locals = local_names(src.node)
         self.returns = Returns()
@@ -34,9 +41,20 @@ class Lowerer(Loops):
         self.st = State({})
         for name, value in args.items():
             self.st.bind(name, value, src.loc(params[name]))
+        # Hidden names keep the current state of each argument array (through any alias), so
+        # that every `return` can report it: in-place updates are results too.
+        self.tracked = []
+        for name, value in args.items():
+            for path, leaf in _leaves(value, name):
+                if is_array(leaf.type):
+                    self.tracked.append("#" + path)
+                    self.st.env["#" + path] = leaf
+        self.originals = [self.st.env[name] for name in self.tracked]
+        self.returns.tracked = len(self.tracked)
 
-    def run(self) -> Result:
-        """Lower the body; the function's result (a value, or a tuple of them)."""
+    def run(self) -> tuple[Result, list[Value]]:
+        """Lower the body; the function's result (a value, or a tuple of them), and the final
+        state of each argument array (``self.originals``: it was not updated)."""
         end = self.stmts(self.src.node.body, self.st)
         if end.flags["returned"] is not True:
             if self.returns.types is None:
@@ -44,7 +62,9 @@ class Lowerer(Loops):
                                                 f"a value")
             raise self.error(self.src.node, f"function `{self.src.name}` can reach its end "
                                             f"without returning a value")
-        return end.ret if self.returns.is_tuple else end.ret[0]
+        n = len(end.ret) - len(self.tracked)
+        values, finals = end.ret[:n], list(end.ret[n:])
+        return (values if self.returns.is_tuple else values[0]), finals
 
     def inline(self, fn: types.FunctionType, node: ast.Call) -> Result:
         if fn.__code__ in self.shared.stack:
@@ -54,12 +74,19 @@ class Lowerer(Loops):
         except SourceUnavailableError as err:
             raise self.src.error(node.func, err.what, SourceUnavailableError) from None
         args = self.bind_call(fn, src, node)
-        callee = Lowerer(src, self.shared, self.b, args)
+        statics = {name: value for name, value in args.items() if isinstance(value, _Static)}
+        args = {name: value for name, value in args.items() if name not in statics}
+        callee = Lowerer(src, self.shared, self.b, args,
+                         {name: s.obj for name, s in statics.items()})
         self.shared.stack.append(fn.__code__)
         try:
-            return callee.run()
+            result, finals = callee.run()
         finally:
             self.shared.stack.pop()
+        for old, new in zip(callee.originals, finals):
+            if new is not old:   # the callee updated an argument array in place
+                self.update_object(old, new)
+        return result
 
     def bind_call(self, fn: types.FunctionType, src: Source,
                   node: ast.Call) -> dict[str, Value]:
@@ -69,13 +96,13 @@ class Lowerer(Loops):
         if len(node.args) > len(names):
             raise self.error(node, f"`{label}` takes {len(names)} arguments but "
                                    f"{len(node.args)} were given")
-        values = {name: self.value(a) for name, a in zip(names, node.args)}
+        values = {name: self.argument(a) for name, a in zip(names, node.args)}
         for kw in node.keywords:
             if kw.arg not in names:
                 raise self.error(kw, f"`{label}` has no parameter `{kw.arg}`")
             if kw.arg in values:
                 raise self.error(kw, f"`{label}` got two values for `{kw.arg}`")
-            values[kw.arg] = self.value(kw.value)
+            values[kw.arg] = self.argument(kw.value)
         defaults = fn.__defaults__ or ()
         first_default = len(names) - len(defaults)
         for k, name in enumerate(names):
@@ -84,11 +111,33 @@ class Lowerer(Loops):
             if k < first_default:
                 raise self.error(node, f"call to `{label}` is missing the argument `{name}`")
             default = defaults[k - first_default]
+            if _callable(default):
+                values[name] = _Static(default)
+                continue
             if not is_scalar(default):
                 raise self.error(node, f"the default value of `{name}` in `{label}` is not a "
                                        f"number")
             values[name] = self.python_value(default, node, name)
         return {name: values[name] for name in names}
+
+    def argument(self, node: ast.expr) -> Any:
+        """An argument's value; a function passed by name is bound statically."""
+        if self.is_static(node):
+            obj = self.python_object(node)
+            if _callable(obj):
+                return _Static(obj)
+        return self.expr(node)
+
+
+class _Static:
+    """A Python object (a function) bound to a callee's parameter when sxad inlines it."""
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+
+def _callable(obj: Any) -> bool:
+    return callable(obj) and not is_scalar(obj) and not isinstance(obj, type)
 
 
 # Constructs that change what the whole function is, even where they never run: a `yield`
@@ -120,7 +169,11 @@ def parameters(src: Source) -> list[str]:
 
 
 def lower(fn: Any, arg_types: Sequence[Type]) -> Func:
-    """``fn`` as a verified IR function specialised to ``arg_types``."""
+    """``fn`` as a verified IR function specialised to ``arg_types``.
+
+    An argument type may be a tuple of types (nested): the argument is a tuple of that many
+    values (``params = (W1, b1, W2, b2)``), passed as one IR parameter per item, named
+    ``params_0``, ``params_1``, … in ``Func.arg_names`` (the flat order)."""
     shared = Shared()
     src = shared.source(fn)
     names = parameters(src)
@@ -128,25 +181,52 @@ def lower(fn: Any, arg_types: Sequence[Type]) -> Func:
     if len(arg_types) != len(names):
         raise TypeError(f"`{src.name}` takes {len(names)} arguments ({', '.join(names)}), "
                         f"but {len(arg_types)} argument types were given")
-    for name, t in zip(names, arg_types):
-        if t not in ARG_TYPES:
-            raise TypeError(f"argument `{name}` of `{src.name}`: type {t!r} is not one of "
-                            f"{', '.join(map(str, ARG_TYPES))}")
-    params = [Value(t, name) for name, t in zip(names, arg_types)]
+    params: list[Value] = []
+    bound = {name: _parameter(src, name, t, params) for name, t in zip(names, arg_types)}
     builder = Emitter(params)
-    lowerer = Lowerer(src, shared, builder, dict(zip(names, params)))
+    lowerer = Lowerer(src, shared, builder, bound)
     shared.stack.append(src.fn.__code__)
     try:
-        result = lowerer.run()
+        result, finals = lowerer.run()
     except RecursionError:   # statements report it where they are; this is a last resort
         raise _located(shared, src, TOO_DEEP) from None
     except (KeyError, AttributeError, IndexError, TypeError, ValueError) as err:
         raise _internal(shared, src, err) from err
     values = result if isinstance(result, tuple) else (result,)
+    mutated = [(k, new) for k, (p, new) in enumerate(zip(params, _finals(params, finals)))
+               if new is not p]
+    values += tuple(new for _, new in mutated)
     name = src.name if src.name.isidentifier() else "lambda_"
     body = _drop_unused_constants(builder.finish(values))
-    func = Func(name, body, tuple(names), lowerer.returns.is_tuple)
+    func = Func(name, body, tuple(p.hint for p in params), lowerer.returns.is_tuple,
+                tuple(k for k, _ in mutated))
     return verify(func, result_types)
+
+
+def _parameter(src: Source, name: str, t: Any, params: list[Value]) -> Bound:
+    """The value(s) of one argument of type ``t`` (a tuple of types: a tuple of values)."""
+    if isinstance(t, tuple):
+        return tuple(_parameter(src, f"{name}_{k}", part, params) for k, part in enumerate(t))
+    if t not in ARG_TYPES:
+        raise TypeError(f"argument `{name}` of `{src.name}`: type {t!r} is not one of "
+                        f"{', '.join(map(str, SCALAR_TYPES))}, an array of them (rank 0 to "
+                        f"{MAX_RANK}) or a tuple of those")
+    params.append(Value(t, name))
+    return params[-1]
+
+
+def _finals(params: Sequence[Value], finals: Sequence[Value]) -> list[Value]:
+    """The final state of each parameter (the array ones are tracked, in order)."""
+    out, tracked = [], iter(finals)
+    for p in params:
+        out.append(next(tracked) if is_array(p.type) else p)
+    return out
+
+
+def _leaves(value: Bound, path: str) -> list[tuple[str, Value]]:
+    if isinstance(value, tuple):
+        return [leaf for k, part in enumerate(value) for leaf in _leaves(part, f"{path}[{k}]")]
+    return [(path, value)]
 
 
 def _drop_unused_constants(body: Block) -> Block:

@@ -6,7 +6,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Union
 
-from ..ir import Loc, Type, Value, join
+from ..ir import Loc, Type, Value
 from .source import Source, read_source
 
 # The ways control can leave a statement list early. ``continued`` and ``broke`` belong to the
@@ -24,9 +24,13 @@ class Unbound:
     where: Loc | None  # an assignment that does not reach every path
 
 
+# A variable holds a value, or a tuple of them (``params = (W, b)``, ``x.shape``), nested.
+Bound = Union[Value, tuple]
+
+
 @dataclass
 class State:
-    env: dict[str, Value | Unbound]
+    env: dict[str, Bound | Unbound]
     flags: dict[str, Flag] = field(default_factory=lambda: dict.fromkeys(FLAGS, False))
     ret: tuple[Value, ...] | None = None  # the return value, once some path has returned
     exited: bool = False  # every path has left (flags can't tell: several are run-time values)
@@ -48,7 +52,7 @@ class State:
     def run_time_flags(self) -> list[tuple[str, Value]]:
         return [(k, f) for k, f in self.flags.items() if isinstance(f, Value)]
 
-    def bind(self, name: str, value: Value, loc: Loc | None) -> None:
+    def bind(self, name: str, value: Bound, loc: Loc | None) -> None:
         self.env[name] = value
         if loc is not None:
             self.where[name] = loc
@@ -61,6 +65,7 @@ class Returns:
     types: tuple[Type, ...] | None = None
     is_tuple: bool = False
     first: ast.Return | None = None
+    tracked: int = 0  # the last ``tracked`` values are the argument arrays' final values
 
     def record(self, src: Source, node: ast.Return, is_tuple: bool,
                types_: tuple[Type, ...]) -> None:
@@ -71,7 +76,17 @@ class Returns:
             raise src.error(node, f"this `return` gives {_shape(is_tuple, len(types_))} but the "
                                   f"`return` at line {src.loc(self.first).line} gives "
                                   f"{_shape(self.is_tuple, len(self.types))}")
-        self.types = tuple(join(a, b) for a, b in zip(self.types, types_))
+        from .promotion import join_types, merge_message
+        joined = []
+        for k, (a, b) in enumerate(zip(self.types, types_)):
+            t = join_types(a, b)
+            if t is None:
+                what = "the updated argument" if k >= len(types_) - self.tracked else \
+                    f"result {k}" if is_tuple else "the result"
+                raise src.error(node, merge_message(what, a, b) + f" (see the `return` at line "
+                                                                  f"{src.loc(self.first).line})")
+            joined.append(t)
+        self.types = tuple(joined)
 
 
 def _shape(is_tuple: bool, n: int) -> str:
@@ -86,6 +101,17 @@ class Shared:
     stack: list[types.CodeType] = field(default_factory=list)  # functions being lowered
     sources: dict[types.CodeType, Source] = field(default_factory=dict)
     current: tuple[Source, ast.AST] | None = None  # the node being lowered, for internal errors
+    # Arrays are mutable objects in Python: an in-place update (``W -= g``, ``x[i] = v``) gives
+    # a new value of the same object, and every name bound to the object sees it. ``objects``
+    # maps such a new value to the object's first value (absent: its own object).
+    objects: dict[Value, Value] = field(default_factory=dict)
+    views: dict[Value, str] = field(default_factory=dict)  # values numpy would give as views
+    # Scalars numpy would hold as numpy scalars (``np.sum(x)``, ``np.exp(s)``, ``x[i]``): numpy
+    # 2 types them strongly, unlike Python numbers (see promotion.py).
+    strong: set[Value] = field(default_factory=set)
+
+    def object_of(self, v: Value) -> Value:
+        return self.objects.get(v, v)
 
     def source(self, fn: types.FunctionType) -> Source:
         code = getattr(fn, "__code__", None)
@@ -94,3 +120,44 @@ class Shared:
             src = read_source(fn)
             self.sources[src.fn.__code__] = src
         return src
+
+
+# A loop carries variables, and the items of tuple variables named by their path ("params.1").
+
+def get_path(env: dict, name: str) -> object:
+    """The variable ``name``, or the tuple item it names ("params.1"); None if there is none."""
+    head, *path = name.split(".")
+    value = env.get(head)
+    for k in path:
+        if not (isinstance(value, tuple) and int(k) < len(value)):
+            return None
+        value = value[int(k)]
+    return value
+
+
+def set_path(env: dict, name: str, value: Value) -> None:
+    """Bind ``name`` (a variable, or an item of a tuple variable) to ``value``."""
+    head, *path = name.split(".")
+    env[head] = _replaced(env[head], [int(k) for k in path], value)
+
+
+def _replaced(bound: object, path: list[int], value: Value) -> object:
+    if not path:
+        return value
+    k = path[0]
+    return (*bound[:k], _replaced(bound[k], path[1:], value), *bound[k + 1:])
+
+
+def flat_env(env: dict) -> list[tuple[str, object]]:
+    """Every variable, tuples as their items (``params.0``, …)."""
+    out = []
+
+    def visit(name: str, bound: object) -> None:
+        if isinstance(bound, tuple):
+            for k, part in enumerate(bound):
+                visit(f"{name}.{k}", part)
+        else:
+            out.append((name, bound))
+    for name, bound in env.items():
+        visit(name, bound)
+    return out

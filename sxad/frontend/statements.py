@@ -14,11 +14,13 @@ from __future__ import annotations
 import ast
 from typing import Callable, Sequence
 
-from ..ir import BOOL, Prim, Type, Value, join
+from ..ir import BOOL, Prim, Type, Value, is_array
 from ..prims import Emitter
-from .expressions import Expressions, Result
+from .expressions import Result
+from .objects import Objects
+from .promotion import join_types, merge_message
 from .scope import always_exits
-from .state import FLAGS, Flag, State, Unbound
+from .state import FLAGS, Bound, Flag, State, Unbound
 
 _UNSUPPORTED = {
     ast.With: "`with` statements are not supported",
@@ -43,7 +45,8 @@ if hasattr(ast, "TryStar"):
     _UNSUPPORTED[ast.TryStar] = "`try` statements are not supported"
 
 
-class Statements(Expressions):
+class Statements(Objects):
+    tracked: list[str]  # hidden names holding the current state of each argument array
 
     # ----------------------------------------------------------------------- statement lists
 
@@ -111,8 +114,11 @@ class Statements(Expressions):
         results = self.b.op(Prim.IF, [cond], slots.types,
                             regions=[tb.finish(slots.then), eb.finish(slots.other)],
                             hints=slots.hints)
-        for store, value in zip(slots.stores, results):
-            store(value)
+        for stores, obj, value in zip(slots.stores, slots.objects, results):
+            if obj is not None:
+                self.shared.objects[value] = obj
+            for store in stores:
+                store(value)
         if isinstance(merged.ret, list):
             merged.ret = tuple(merged.ret)
         return merged
@@ -129,9 +135,59 @@ class Statements(Expressions):
                              merged.where.get(name))
                 merged.env[name] = Unbound(where)
             else:
-                t = _merged_type(name, ts, es)
-                slots.add(name, t, self._fit(tb, a, t), self._fit(eb, c, t),
-                          lambda v, name=name: merged.env.__setitem__(name, v))
+                live = [s.env.get(name) for s in _live(ts, es)]
+                self._merge_bound(name, a, c, live, (tb, eb), slots,
+                                  lambda v, name=name: merged.env.__setitem__(name, v))
+
+    def _merge_bound(self, name: str, a: Bound | None, c: Bound | None, live: list,
+                     builders: tuple[Emitter, Emitter], slots: "_Slots",
+                     store: Callable[[Bound], None]) -> None:
+        """One variable's merged value: an ``if`` result per differing value (tuples part by
+        part). ``live`` are its values on the paths that go on after the ``if``."""
+        if a is c:
+            store(a)
+            return
+        shape = next(x for x in live if isinstance(x, (Value, tuple)))
+        if isinstance(shape, tuple):
+            for x in live:
+                if not (isinstance(x, tuple) and len(x) == len(shape)):
+                    raise self.fail(f"`{name}` is a tuple of {len(shape)} on one path and "
+                                    f"{_what(x)} on another")
+            parts: list = [None] * len(shape)
+            left = [len(shape)]
+
+            def part(k: int) -> Callable[[Bound], None]:
+                def put(v: Bound) -> None:
+                    parts[k] = v
+                    left[0] -= 1
+                    if not left[0]:
+                        store(tuple(parts))
+                return put
+            for k in range(len(shape)):
+                pick = [x[k] for x in live]
+                self._merge_bound(name, *(x[k] if isinstance(x, tuple) else None for x in (a, c)),
+                                  pick, builders, slots, part(k))
+            return
+        t = shape.type
+        for x in live:
+            if not isinstance(x, Value) or join_types(t, x.type) is None:
+                raise self.fail(merge_message(name, t, x.type) if isinstance(x, Value) else
+                                f"`{name}` is a tuple on one path and a value on another")
+            t = join_types(t, x.type)
+        tb, eb = builders
+        view = next((self.shared.views[x] for x in (a, c) if x in self.shared.views), None)
+        if view is not None:   # still (maybe) a view: never updated in place
+            store = _marking(store, self.shared.views, view)
+        slots.add(name, t, self._fit(tb, a, t), self._fit(eb, c, t), store,
+                  self._same_object(a, c))
+
+    def _same_object(self, a: object, c: object) -> Value | None:
+        """The array object both branch values are states of (in-place updates), if one."""
+        if isinstance(a, Value) and isinstance(c, Value) and is_array(a.type):
+            o = self.shared.object_of(a)
+            if o is self.shared.object_of(c):
+                return o
+        return None
 
     def _merge_flags(self, merged: State, cond: Value, then: tuple[Emitter, State],
                      other: tuple[Emitter, State], slots: "_Slots") -> None:
@@ -158,22 +214,28 @@ class Statements(Expressions):
                                        all(x is y for x, y in zip(ra, rc))):
             merged.ret = ra if ra is not None else rc
             return
-        parts: list[Value] = []
+        parts: list = [None] * len(present[0])
         for k in range(len(present[0])):
             t = present[0][k].type
             for r in present[1:]:
-                t = join(t, r[k].type)
-            slots.add("ret", t, self._fit(tb, ra[k] if ra else None, t),
-                      self._fit(eb, rc[k] if rc else None, t), parts.append)
+                t = self.merged(t, r[k].type, self.shared.current[1], "the return value")
+            a, c = ra[k] if ra else None, rc[k] if rc else None
+            same = a if c is None or c is a else c if a is None else None
+            if same is not None and same.type == t and not (_made_in(tb, same) or
+                                                             _made_in(eb, same)):
+                parts[k] = same   # defined before the `if` (an argument's unchanged state)
+                continue
+            slots.add("ret", t, self._fit(tb, a, t), self._fit(eb, c, t),
+                      lambda v, k=k: parts.__setitem__(k, v), self._same_object(a, c))
         merged.ret = parts  # filled by the stores once the if op exists; a tuple after that
 
     def _fit(self, builder: Emitter, value: Value | Unbound | None, t: Type) -> Value:
         """``value`` as type ``t`` in ``builder``; a zero where the branch has no value (it is
         never used there: that path has left, or the variable is unbound on it)."""
         with self.into(builder):
-            if isinstance(value, Value):
+            if isinstance(value, Value) and join_types(value.type, t) is not None:
                 return self.convert(value, t)
-            return self.const(0, t)
+            return self.zero_of(t)
 
     def _flag(self, builder: Emitter, flag: Flag) -> Value:
         if isinstance(flag, Value):
@@ -208,31 +270,51 @@ class Statements(Expressions):
         return st
 
     def stmt_AugAssign(self, node: ast.AugAssign, st: State) -> State:
-        if not isinstance(node.target, ast.Name):
-            raise self.error(node.target, _target_message(node.target))
+        target = node.target
+        if isinstance(target, ast.Subscript):
+            self.update_subscript(target, lambda old: self.binary(
+                node.op, old(), self.value(node.value), node))
+            return st
+        if not isinstance(target, ast.Name):
+            raise self.error(target, _target_message(target))
         start = len(self.b.ops)
-        current = self.expr_Name(ast.copy_location(ast.Name(node.target.id, ast.Load()),
-                                                   node.target))
+        current = self.expr_Name(ast.copy_location(ast.Name(target.id, ast.Load()), target))
+        if isinstance(current, tuple):
+            raise self.error(node, f"augmented assignment to a tuple (`{target.id}`) is not "
+                                   f"supported")
         value = self.binary(node.op, current, self.value(node.value), node)
-        self.assign(node.target, value, st, start, {})
+        if not is_array(current.type):
+            self.assign(target, value, st, start, {})
+            return st
+        # `W -= g` on an array updates the object in place: every name bound to it sees it.
+        value = self.rename(self.in_place(current, value, target.id), target.id, start)
+        self.update_object(current, value)
+        st.where[target.id] = self.src.loc(target)
         return st
 
     def assign(self, target: ast.expr, value: Result, st: State, start: int,
                renamed: dict[Value, Value]) -> None:
-        """Bind ``target`` (a name or a tuple of them) to ``value``, left to right."""
+        """Bind ``target`` (a name, a subscript, or a tuple of them) to ``value``, left to
+        right."""
         if isinstance(target, ast.Name):
+            if isinstance(value, Value):
+                if value not in renamed:
+                    renamed[value] = self.rename(value, target.id, start)
+                value = renamed[value]
+            st.bind(target.id, value, self.src.loc(target))
+            return
+        if isinstance(target, ast.Subscript):
             if isinstance(value, tuple):
-                raise self.error(target, f"a tuple cannot be kept in a variable (`{target.id}`); "
-                                         f"unpack it: `a, b = ...`")
-            if value not in renamed:
-                renamed[value] = self.rename(value, target.id, start)
-            st.bind(target.id, renamed[value], self.src.loc(target))
+                raise self.error(target, "a tuple cannot be stored into an array element")
+            self.update_subscript(target, lambda old: value)
             return
         if isinstance(target, (ast.Tuple, ast.List)):
             if any(isinstance(e, ast.Starred) for e in target.elts):
                 raise self.error(target, "starred assignment (`a, *b = ...`) is not supported")
             if not isinstance(value, tuple):
-                raise self.error(target, "cannot unpack a single value")
+                raise self.error(target, "cannot unpack a single value" + (
+                    " (sxad unpacks tuples only, not the rows of an array)"
+                    if is_array(value.type) else ""))
             if len(value) != len(target.elts):
                 raise self.error(target, f"cannot unpack {len(value)} values into "
                                          f"{len(target.elts)} names")
@@ -257,6 +339,7 @@ class Statements(Expressions):
         values = result if isinstance(result, tuple) else (result,)
         if any(isinstance(v, tuple) for v in values):
             raise self.error(node.value, "nested tuples cannot be returned")
+        values += tuple(st.env[name] for name in self.tracked)  # the arguments' final states
         self.returns.record(self.src, node, isinstance(result, tuple),
                             tuple(v.type for v in values))
         st.ret = tuple(values)
@@ -274,22 +357,31 @@ class Statements(Expressions):
 
 class _Slots:
     """The results of an ``if`` op being built: per result its hint, type, the value each
-    branch yields, and where the result goes."""
+    branch yields, where the result goes, and the array object it is a state of (if any).
+    Variables yielding the same pair of values share one result (``V = W`` updated in place)."""
 
     def __init__(self) -> None:
         self.hints: list[str] = []
         self.types: list[Type] = []
         self.then: list[Value] = []
         self.other: list[Value] = []
-        self.stores: list[Callable[[Value], None]] = []
+        self.stores: list[list[Callable[[Value], None]]] = []
+        self.objects: list[Value | None] = []
+        self.seen: dict[tuple[int, int], int] = {}
 
     def add(self, hint: str, t: Type, then: Value, other: Value,
-            store: Callable[[Value], None]) -> None:
-        self.hints.append(hint)
+            store: Callable[[Value], None], obj: Value | None = None) -> None:
+        key = (id(then), id(other))
+        if key in self.seen and self.types[self.seen[key]] == t:
+            self.stores[self.seen[key]].append(store)
+            return
+        self.seen[key] = len(self.hints)
+        self.hints.append(hint.lstrip("#").replace("[", "_").replace("]", ""))
         self.types.append(t)
         self.then.append(then)
         self.other.append(other)
-        self.stores.append(store)
+        self.stores.append([store])
+        self.objects.append(obj)
 
 
 def _fold_rest(node: ast.If, rest: Sequence[ast.stmt]) -> ast.If | None:
@@ -302,22 +394,36 @@ def _fold_rest(node: ast.If, rest: Sequence[ast.stmt]) -> ast.If | None:
     return ast.copy_location(ast.If(test=node.test, body=body, orelse=orelse), node)
 
 
-def _bound_after(name: str, ts: State, es: State) -> bool:
-    """Bound after a merge: on every path that goes on (dead branches do not count)."""
-    pool = [s for s in (ts, es) if not s.dead] or \
+def _live(ts: State, es: State) -> list[State]:
+    """The branches whose variables matter after a merge (dead branches do not count)."""
+    return [s for s in (ts, es) if not s.dead] or \
         [s for s in (ts, es) if not s.has_returned] or [ts, es]
-    return all(isinstance(s.env.get(name), Value) for s in pool)
 
 
-def _merged_type(name: str, ts: State, es: State) -> Type:
-    """The join over the branches whose values can still matter (not those that returned)."""
-    values = [s.env.get(name) for s in (ts, es) if not s.has_returned]
-    types = [v.type for v in values if isinstance(v, Value)] or \
-        [v.type for v in (ts.env.get(name), es.env.get(name)) if isinstance(v, Value)]
-    t = types[0]
-    for other in types[1:]:
-        t = join(t, other)
-    return t
+def _bound_after(name: str, ts: State, es: State) -> bool:
+    """Bound after a merge: on every path that goes on."""
+    return all(isinstance(s.env.get(name), (Value, tuple)) for s in _live(ts, es))
+
+
+def _what(x: object) -> str:
+    if isinstance(x, tuple):
+        return f"a tuple of {len(x)}"
+    if isinstance(x, Value):
+        return f"an array {x.type}" if is_array(x.type) else f"a scalar {x.type}"
+    return "nothing"
+
+
+def _made_in(builder: Emitter, value: Value) -> bool:
+    """Whether an op of the block being built (or of its regions) defines ``value``."""
+    return any(value in op.results or any(value in o.results for r in op.regions
+                                          for o in r.walk()) for op in builder.ops)
+
+
+def _marking(store: Callable, views: dict, how: str) -> Callable:
+    def put(v: Value) -> None:
+        views[v] = how
+        store(v)
+    return put
 
 
 def _target_message(target: ast.expr) -> str:

@@ -121,13 +121,13 @@ def uses_set(x):
     return x
 
 
-def uses_subscript(x):
-    y = (x, x)
+def uses_list(x):
+    y = [x, x]
     return x
 
 
 def uses_linalg(x):
-    return np.linalg.norm(x)
+    return np.linalg.inv(x)
 
 
 def uses_unknown_function(x):
@@ -156,9 +156,9 @@ def pong(x):
     return ping(x) * 2
 
 
-def for_over_tuple(x):
+def for_over_number(x):
     s = 0.0
-    for v in (1.0, 2.0):
+    for v in x:
         s += v
     return s
 
@@ -392,15 +392,15 @@ BAD = [
     Bad(uses_dict, "subscripts (`x[i]`) are not supported", 'SETTINGS["a"]'),
     Bad(uses_dict_literal, "dicts are not supported", '{"a": x}'),
     Bad(uses_set, "sets are not supported", "{x, 1.0}"),
-    Bad(uses_subscript, "a tuple cannot be kept in a variable (`y`)", "y"),
-    Bad(uses_linalg, "`np.linalg.norm` is not supported", "np.linalg.norm"),
+    Bad(uses_list, "lists are not supported", "[x, x]"),
+    Bad(uses_linalg, "`np.linalg.inv` is not supported", "np.linalg.inv"),
     Bad(uses_unknown_function, "`round` is not a supported function", "round"),
     Bad(uses_unknown_object, "`Thing.scale` is not supported in differentiated code",
         "THING.scale"),
     Bad(uses_attribute_of_value, "`x` is a variable", "x"),
     Bad(recursive, "recursive call to `recursive`", "recursive"),
     Bad(ping, "recursive call to `ping`", "ping", at=pong),
-    Bad(for_over_tuple, "`for` loops are only supported over `range(...)`", "(1.0, 2.0)"),
+    Bad(for_over_number, "`for` loops are only supported over `range(...)`", "x"),
     Bad(for_else, "`for ... else` is not supported", "for i in range(n):", (F64, I64)),
     Bad(while_else, "`while ... else` is not supported", "while x > 1:"),
     Bad(uses_walrus, "assignment expressions (the walrus `:=`) are not supported",
