@@ -5,6 +5,14 @@ also gives the address of the plain C-ABI kernel behind it; ``llvm_source`` show
 Compiled object code is cached in memory and on disk (``codegen.cache``).
 
     lowering.py  each primitive's LLVM lowering and accuracy (tables keyed by Prim)
+    arrays.py    arrays: values, the per-call heap, loop nests, elementwise/reduction/shape/
+                 matmul lowerings (a table keyed by Prim)
+    indexing.py  index, index_add, set_index, reshape, squeeze, full, arange
+    fusion.py    elementwise ops fused into one loop per group
+    ownership.py which block frees which array buffer (moves and copies at block exits)
+    regions.py   the values a region captures
+    blas.py      matmul through numpy's OpenBLAS or a blocked LLVM kernel
+    vmath.py     vectorizable exp/log/tanh… for array loops
     kernel.py    Func → C-ABI kernel: control flow as blocks and phis, the tape, fault exits
     entry.py     the METH_FASTCALL entry point: unboxing, NotImplemented, boxing, exceptions
     faults.py    the kernel's error codes and the exceptions they become
@@ -19,8 +27,9 @@ imports codegen or llvmlite except (later) the API layer.
 from . import cache
 from .compiler import NativeKernel, bind_fallback, compile_kernel, compile_native, llvm_source
 from .faults import Fault
-from .lowering import ULPS, CodegenError
+from .lowering import ULPS, ULPS_F32, CodegenError
 from .runtime import Guard, set_tape_limit, tape_limit
 
-__all__ = ["CodegenError", "Fault", "Guard", "NativeKernel", "ULPS", "bind_fallback", "cache",
-           "compile_kernel", "compile_native", "llvm_source", "set_tape_limit", "tape_limit"]
+__all__ = ["CodegenError", "Fault", "Guard", "NativeKernel", "ULPS", "ULPS_F32", "bind_fallback",
+           "cache", "compile_kernel", "compile_native", "llvm_source", "set_tape_limit",
+           "tape_limit"]

@@ -1,7 +1,11 @@
 """Object-code caches: in memory (this process) and on disk (across processes).
 
-Key: sha256 of the unoptimized LLVM IR text together with everything else that decides the object
-code (``FORMAT``, llvmlite and LLVM versions, target triple, host CPU name and features).
+Key (``program_key``): sha256 of the IR program (its JSON serialization) and its symbol name,
+together with everything else that decides the object code: ``FORMAT``, the source of the code
+generator itself (``codegen/*.py`` and the primitive rules), whether BLAS is used, llvmlite and
+LLVM versions, target triple, host CPU name and features. Keying by the program rather than by
+the LLVM text it lowers to lets a warm start skip building the LLVM module altogether (that
+costs more than loading the object).
 Value: the optimized object code (``TargetMachine.emit_object``), stored as a checksummed
 ``sxad.diskcache`` entry ``<key>.o``: a truncated, corrupted or foreign entry is counted in
 ``stats["disk_rejected"]``, ignored and overwritten by a fresh compilation; it is never loaded.
@@ -9,6 +13,7 @@ The location and ``SXAD_CACHE=0`` are ``sxad.diskcache``'s.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sxad.diskcache import DiskCache, digest, directory, enabled
@@ -27,12 +32,32 @@ stats = _objects.stats
 # key -> whatever the compiler keeps for a loaded module (engine, addresses, builtin).
 memory: dict[str, Any] = {}
 
-__all__ = ["FORMAT", "SUFFIX", "clear", "directory", "enabled", "key", "load", "memory", "stats",
-           "store"]
+__all__ = ["FORMAT", "SUFFIX", "clear", "directory", "enabled", "generator_digest", "key", "load",
+           "memory", "program_key", "stats", "store"]
 
 
 def key(ir_text: str) -> str:
+    """A key for an LLVM IR text compiled as is (``compile_object``)."""
     return digest(FORMAT, versions(), ir_text)
+
+
+def program_key(program_text: str, name: str, blas: bool) -> str:
+    """The key of the kernel named ``name`` of a serialized IR program (``sxad.ir.dumps``)."""
+    return digest(FORMAT, versions(), generator_digest(), f"blas {blas}", name, program_text)
+
+
+_GENERATOR: list[str] = []
+
+
+def generator_digest() -> str:
+    """sha256 of the code generator's own source and the primitive rules it lowers by (read once
+    per process): editing the compiler invalidates what it compiled."""
+    if not _GENERATOR:
+        here = Path(__file__).parent
+        sxad_dir = here.parent / "sxad"
+        files = sorted(here.glob("*.py")) + [sxad_dir / "prims.py", sxad_dir / "array_prims.py"]
+        _GENERATOR.append(digest(*(f.read_bytes().decode("utf-8", "replace") for f in files)))
+    return _GENERATOR[0]
 
 
 def load(key_: str) -> bytes | None:

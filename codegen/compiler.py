@@ -21,12 +21,13 @@ from typing import Any, Callable, Sequence
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-from sxad.ir import Block, Func, verify
+from sxad.ir import Func, Prim, verify
+from sxad.ir.serialize import dumps
 from sxad.prims import result_types
 
-from . import cache
+from . import blas, cache
 from .entry import emit_entry
-from .kernel import ABI_TYPE, emit_kernel
+from .kernel import emit_kernel, writes_in_place
 from .lowering import CodegenError
 from .runtime import (Guard, make_builtin, register_symbols, shared_target_machine,
                       target_machine, unresolved)
@@ -43,25 +44,13 @@ class NativeKernel:
     entry_address: int
     key: str
     engine: Any   # the MCJIT engine owning the code; kept alive with the kernel
+    #: The kernel writes the final values of the arguments the function updates
+    #: (``Func.mutated``) into those arguments: the caller has nothing to write back.
+    writes_in_place: bool = False
 
 
 _lock = threading.RLock()
 _alive: list[NativeKernel] = []   # never freed: their builtins may be referenced anywhere
-
-
-def _check_types(func: Func) -> None:
-    """Arrays and f32 are not lowered yet (docs/ARRAYS.md step 3): say so, naming the value."""
-    def values(block: Block):
-        yield from block.params
-        for op in block.ops:
-            yield from op.results
-            for region in op.regions:
-                yield from values(region)
-    for value in values(func.body):
-        if value.type not in ABI_TYPE:
-            what = f"`{value.hint}`" if value.hint else "a value"
-            raise CodegenError(f"{func.name}: {what} has type {value.type}, which the native "
-                               f"backend does not support yet (run with SXAD_BACKEND=python)")
 
 
 def symbol_names(name: str) -> tuple[str, str]:
@@ -72,6 +61,7 @@ def symbol_names(name: str) -> tuple[str, str]:
 
 def build_module(func: Func, name: str) -> ir.Module:
     """The unoptimized LLVM module of ``func``: its kernel and its entry point."""
+    _check_one_tape(func)
     kernel_symbol, entry_symbol = symbol_names(name)
     module = ir.Module(name=name)
     module.triple = llvm.get_process_triple()
@@ -79,6 +69,15 @@ def build_module(func: Func, name: str) -> ir.Module:
     kernel = emit_kernel(module, func, kernel_symbol)
     emit_entry(module, func, kernel, entry_symbol)
     return module
+
+
+def _check_one_tape(func: Func) -> None:
+    """Native code keeps one tape; a second reverse transform's pushes (``tape`` attr ≥ 1,
+    reverse over reverse) would interleave with the first's, so such programs are refused
+    (the API runs them as generated Python)."""
+    if any(op.attr("tape") for op in func.body.walk() if op.prim in (Prim.PUSH, Prim.POP)):
+        raise CodegenError(f"{func.name}: native code keeps one tape; this program uses "
+                           "several (reverse over reverse): it runs as generated Python")
 
 
 def optimize(llmod: llvm.ModuleRef) -> None:
@@ -156,7 +155,6 @@ def elf_symbols(obj: bytes) -> tuple[set[str], set[str]] | None:
 
 def compile_kernel(func: Func, name: str | None = None) -> NativeKernel:
     """The native kernel of ``func``, from the memory cache, the disk cache or a compilation."""
-    _check_types(func)
     name = name or func.name
     with _lock:
         kernel = _by_func.get(func, {}).get(name)
@@ -174,31 +172,31 @@ _by_func: "weakref.WeakKeyDictionary[Func, dict[str, NativeKernel]]" = weakref.W
 
 
 def _compile_kernel(func: Func, name: str) -> NativeKernel:
-    verify(func, result_types)
     register_symbols()
-    text = str(build_module(func, name))
-    key = cache.key(text)
+    key = cache.program_key(dumps(func), name, blas.available())
     kernel = cache.memory.get(key)
     if kernel is not None:
         cache.stats["memory_hits"] += 1
         return kernel
-    engine, address, entry_address = _load_or_compile(key, text, name)
+    engine, address, entry_address = _load_or_compile(key, func, name)
     doc = f"{name}({', '.join(func.arg_names)})\n--\n\nNative kernel of {func.name}."
     kernel = NativeKernel(name, make_builtin(name, entry_address, doc), address,
-                          entry_address, key, engine)
+                          entry_address, key, engine, writes_in_place(func))
     _alive.append(kernel)
     cache.memory[key] = kernel
     return kernel
 
 
-def _load_or_compile(key: str, text: str, name: str) -> tuple[Any, int, int]:
+def _load_or_compile(key: str, func: Func, name: str) -> tuple[Any, int, int]:
+    """From the disk cache (no LLVM module is built), else lowered, optimized and stored."""
     obj = cache.load(key)
     if obj is not None:
         try:
             return load_object(obj, name)
         except CodegenError:
             cache.stats["disk_rejected"] += 1
-    obj = compile_object(text)
+    verify(func, result_types)
+    obj = compile_object(str(build_module(func, name)))
     cache.stats["compiled"] += 1
     cache.store(key, obj)
     return load_object(obj, name)

@@ -21,6 +21,8 @@ import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
+from .faults import raise_fault
+
 llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()
 
@@ -29,15 +31,18 @@ C_API = ("PyFloat_AsDouble", "PyFloat_FromDouble", "PyLong_AsLongLong", "PyLong_
          "PyBool_FromLong", "PyTuple_New", "PyType_IsSubtype", "PyErr_Occurred",
          "PyErr_SetString", "PyErr_NoMemory", "Py_IncRef", "Py_DecRef", "PyObject_Vectorcall",
          "PyErr_Format", "PyErr_Clear", "PyDict_GetItemWithError", "PyEval_SaveThread",
-         "PyEval_RestoreThread")
+         "PyEval_RestoreThread", "PyCapsule_New", "PyCapsule_GetPointer",
+         "PyBytes_FromStringAndSize")
 
 #: Global symbol name -> the Python object it stands for (its address is the object).
 PY_OBJECTS: dict[str, Any] = {
     "sxad.py.float": float, "sxad.py.int": int, "sxad.py.bool": bool,
     "sxad.py.True": True, "sxad.py.False": False, "sxad.py.NotImplemented": NotImplemented,
     "sxad.py.ValueError": ValueError, "sxad.py.IndexError": IndexError,
-    "sxad.py.MemoryError": MemoryError,
+    "sxad.py.MemoryError": MemoryError, "sxad.py.ZeroDivisionError": ZeroDivisionError,
     "sxad.np.integer": np.integer, "sxad.np.True": np.True_, "sxad.np.False": np.False_,
+    "sxad.np.ndarray": np.ndarray, "sxad.np.float32": np.float32,
+    "sxad.py.raise_fault": raise_fault,
 }
 
 #: Layout facts of this CPython build that the entry points rely on.
@@ -63,6 +68,60 @@ def _check_layout() -> None:
         raise ImportError("codegen needs a standard 64-bit CPython object layout")
 
 
+# --------------------------------------------------------------------------- numpy's layout
+
+#: ``PyArrayObject`` fields the entry points read (numpy 2.x ``PyArrayObject_fields``), and
+#: ``PyArray_Descr`` fields; checked against a live array by ``_check_numpy_layout``.
+ARRAY_DATA, ARRAY_NDIM, ARRAY_DIMS, ARRAY_STRIDES, ARRAY_DESCR, ARRAY_FLAGS = 16, 24, 32, 40, 56, 64
+DESCR_BYTEORDER, DESCR_TYPE_NUM = 26, 28
+NPY_ALIGNED = 0x0100
+NPY_WRITEABLE = 0x0400
+NPY_CARRAY = 0x0001 | 0x0100 | 0x0400   # C_CONTIGUOUS | ALIGNED | WRITEABLE
+#: numpy's type numbers; an i64 array may be ``long`` or ``long long`` (both 8 bytes here).
+TYPE_NUMS = {"f64": (np.dtype(np.float64).num,), "f32": (np.dtype(np.float32).num,),
+             "i64": tuple(sorted({np.dtype(np.int64).num, np.dtype("q").num,
+                                  np.dtype("l").num} if np.dtype("l").itemsize == 8 else
+                                 {np.dtype(np.int64).num, np.dtype("q").num})),
+             "bool": (np.dtype(np.bool_).num,)}
+#: The numpy C API functions the entry points call: symbol -> index in ``_ARRAY_API``.
+NUMPY_API = {"sxad.np.PyArray_DescrFromType": 45, "sxad.np.PyArray_NewFromDescr": 94,
+             "sxad.np.PyArray_SetBaseObject": 282}
+
+
+def _check_numpy_layout() -> None:
+    """Refuse to run on a numpy whose ``PyArrayObject`` differs from what the IR assumes."""
+    probe = np.zeros((3, 5), dtype=np.float32)[:, ::2]
+    base = id(probe)
+
+    def at(offset: int, ctype: Any) -> Any:
+        return ctype.from_address(base + offset).value
+    dims, strides = at(ARRAY_DIMS, ctypes.c_void_p), at(ARRAY_STRIDES, ctypes.c_void_p)
+    descr = at(ARRAY_DESCR, ctypes.c_void_p)
+    ok = (at(ARRAY_DATA, ctypes.c_void_p) == probe.ctypes.data and
+          at(ARRAY_NDIM, ctypes.c_int) == 2 and
+          [ctypes.c_int64.from_address(dims + 8 * k).value for k in range(2)] == [3, 3] and
+          [ctypes.c_int64.from_address(strides + 8 * k).value for k in range(2)] ==
+          list(probe.strides) and descr == id(probe.dtype) and
+          ctypes.c_int.from_address(descr + DESCR_TYPE_NUM).value == probe.dtype.num and
+          ctypes.c_char.from_address(descr + DESCR_BYTEORDER).value == b"=" and
+          at(ARRAY_FLAGS, ctypes.c_int) & NPY_ALIGNED and
+          not at(ARRAY_FLAGS, ctypes.c_int) & 0x0001)
+    if not ok:
+        raise ImportError(f"codegen does not know numpy {np.__version__}'s array layout")
+
+
+def _numpy_api() -> dict[str, int]:
+    """Addresses of the numpy C API functions in ``NUMPY_API`` (from the ``_ARRAY_API``
+    capsule, as ``import_array()`` finds them)."""
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    table = get(np._core._multiarray_umath._ARRAY_API, None)
+    entries = (ctypes.c_void_p * 400).from_address(table)
+    if entries[2] != id(np.ndarray):   # PyArray_Type: the table is the one we expect
+        raise ImportError(f"codegen does not know numpy {np.__version__}'s C API table")
+    return {name: entries[k] for name, k in NUMPY_API.items()}
+
+
 def register_symbols() -> None:
     """Make every external symbol the generated code may reference resolvable, once."""
     global _symbols_ready
@@ -70,6 +129,9 @@ def register_symbols() -> None:
         if _symbols_ready:
             return
         _check_layout()
+        _check_numpy_layout()
+        for name, address in _numpy_api().items():
+            llvm.add_symbol(name, address)
         for lib in ("m", "c"):
             _load_library(lib)
         for name in C_API:
@@ -78,6 +140,8 @@ def register_symbols() -> None:
         for name, obj in PY_OBJECTS.items():
             llvm.add_symbol(name, id(obj))
         llvm.add_symbol(TAPE_LIMIT_SYMBOL, ctypes.addressof(_tape_limit))
+        from . import blas  # numpy's OpenBLAS: a cached object may call it before any emit does
+        blas.register()
         _symbols_ready = True
 
 

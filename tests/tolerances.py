@@ -16,6 +16,10 @@ TOL = {
     # by a few ulp (codegen.ULPS); derivative programs chain several of them, and cancellation
     # (1 − tanh² near saturation) turns an ulp of the operand into a larger relative error
     "native": dict(rtol=1e-11, atol=1e-14),
+    # native array programs against the interpreter: vmath's exp/log/tanh (≤ 2 ulp, codegen.vmath
+    # ULPS) inside fused loops, reductions summed in another order (vectorized partial sums)
+    "native-array": dict(rtol=1e-12, atol=1e-13),
+    "native-f32": dict(rtol=2e-5, atol=2e-6),
     # float32 array programs: their derivatives against the same program's in float64 (f32 has
     # 24 bits; reductions and matmuls sum a few dozen terms), and the f32 dot-product test
     "f32": dict(rtol=2e-4, atol=2e-5),

@@ -133,11 +133,13 @@ def test_kernel_address_is_a_c_function():
     assert prototype(kernel.address)(1.5, 2, ctypes.byref(out)) == 0 and out.value == 3.5
 
 
-def test_arrays_are_refused_with_a_clear_error():
-    from sxad.ir import ArrayType, F64, Func, Value
+def test_a_program_with_two_tapes_is_refused_with_a_clear_error():
+    """Reverse over reverse pushes on a second tape; native code keeps one, so it refuses."""
+    from sxad.ir import F64, Func, Op, Prim, Value
     from sxad.prims import Emitter
-    x = Value(ArrayType(F64, 1), "x")
+    x = Value(F64, "x")
     b = Emitter([x])
-    func = Func("f", b.finish([b.exp(x)]), ("x",))
-    with pytest.raises(codegen.CodegenError, match="`x` has type .* does not support yet"):
-        codegen.compile_kernel(func)
+    b.append(Op(Prim.PUSH, (x,), (), (("slot", 0), ("tape", 1))))
+    (y,) = b.op(Prim.POP, [], [F64], attrs=[("slot", 0), ("tape", 1)])
+    with pytest.raises(codegen.CodegenError, match="keeps one tape"):
+        codegen.compile_kernel(Func("f", b.finish([y]), ("x",)))
