@@ -1,6 +1,7 @@
 """sxad: source-transformation automatic differentiation for Python.
 
-Decorate an ordinary scalar Python function and get its derivative as generated code::
+Decorate an ordinary Python function (scalars, numpy arrays) and get its derivative as
+generated code::
 
     @sxad.grad
     def f(x1, x2):
@@ -15,8 +16,8 @@ from .errors import SourceUnavailableError, SxadError, UnsupportedError
 
 __version__ = "0.1.0"
 
-_API = ("grad", "hessian", "jit", "jvp", "show", "source", "value_and_grad", "vjp", "trace",
-        "check_grad")
+_API = ("backend_stats", "grad", "hessian", "jacobian", "jit", "jvp", "show", "source", "stats",
+        "tape_size", "value_and_grad", "vjp", "trace", "check_grad")
 # Names that live in a module of their own rather than in ``api``.
 _HOMES = {"trace": "tracing", "check_grad": "check"}
 

@@ -388,24 +388,27 @@ _SPEC = (("spec", ()),)
 
 def _register(prim: Prim, arity: int, type_: Any, eval_: Any, python: str, jvp: Any, vjp: Any,
               attrs: tuple = (), fields: Any = None, variadic: bool = False,
-              array_python: str | None = None) -> None:
+              array_python: str | None = None, shape_only: frozenset[int] = frozenset(),
+              shape_from: int | None = None) -> None:
     ARRAY_RULES[prim] = Rule(prim, arity, type_, eval_, python, sym=None, jvp=jvp, vjp=vjp,
                              attrs=attrs, fields=fields, array_python=array_python,
-                             variadic=variadic)
+                             variadic=variadic, shape_only=shape_only, shape_from=shape_from)
 
 
 _register(Prim.INDEX, 1, _index_rule, _np_take, "{0}[{idx}]",
           _index_jvp, _index_vjp, _SPEC, _spec_fields(1), variadic=True)
 _register(Prim.INDEX_ADD, 2, _index_add_type, _np_index_add,
           "{{y}} = np.zeros_like({1})\n{into}{0}{close}",
-          _index_add_jvp, _index_add_vjp, _SPEC, _spec_fields(2), variadic=True)
+          _index_add_jvp, _index_add_vjp, _SPEC, _spec_fields(2), variadic=True,
+          shape_only=frozenset({1}), shape_from=1)
 _register(Prim.SET_INDEX, 2, _set_index_type, _np_set_index,
           "{{y}} = {0}.copy()\n{{y}}[{idx}] = {1}",
-          _set_index_jvp, _set_index_vjp, _SPEC, _spec_fields(2), variadic=True)
+          _set_index_jvp, _set_index_vjp, _SPEC, _spec_fields(2), variadic=True, shape_from=0)
 _register(Prim.RESHAPE, 1, _reshape_type, _np_reshape, "{0}.reshape({dims})",
           _reshape_jvp, _reshape_vjp, fields=_dims_fields, variadic=True)
 _register(Prim.RESHAPE_LIKE, 2, _reshape_like_type, lambda x, like: np.reshape(x, np.shape(like)),
-          "{0}.reshape(np.shape({1}))", _reshape_like_jvp, _reshape_like_vjp)
+          "{0}.reshape(np.shape({1}))", _reshape_like_jvp, _reshape_like_vjp,
+          shape_only=frozenset({1}), shape_from=1)
 _register(Prim.SQUEEZE, 1, _squeeze_type,
           lambda x, axes: np.squeeze(x, axis=tuple(axes)), "np.squeeze({0}, {axes})[()]",
           _squeeze_jvp, _squeeze_vjp, attrs=(("axes", (0,)),),

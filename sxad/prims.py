@@ -63,6 +63,11 @@ class Rule:
     fields: Callable[[dict], dict[str, str]] | None = None
     array_python: str | None = None  # the Python form on arrays, where it differs
     variadic: bool = False  # takes ``arity`` arguments, then any number more (dims, indices)
+    # Argument positions read only for their shape (and static type), never their elements:
+    # ``like`` operands. The reverse sweep answers them without storing the value.
+    shape_only: frozenset[int] = frozenset()
+    # The result has the shape (and type) of this argument: ``set_index``'s ``x``.
+    shape_from: int | None = None
 
 
 RULES: dict[Prim, Rule] = {}        # scalar primitives (elementwise on arrays too)
@@ -525,9 +530,12 @@ for _prim in (Prim.IF, Prim.FOR, Prim.WHILE, Prim.PUSH, Prim.POP):
 def _register_array(prim: Prim, arity: int, type_: Any, eval_: Any, python: str,
                     jvp: Any, vjp: Any, prec: int = PREC_ATOM, differentiable: bool = True,
                     attrs: tuple[tuple[str, Any], ...] = (),
-                    fields: Callable[[dict], dict[str, str]] | None = None) -> None:
+                    fields: Callable[[dict], dict[str, str]] | None = None,
+                    shape_only: frozenset[int] = frozenset(),
+                    shape_from: int | None = None) -> None:
     ARRAY_RULES[prim] = Rule(prim, arity, type_, eval_, python, prec, None, jvp, vjp,
-                             differentiable, attrs=attrs, fields=fields)
+                             differentiable, attrs=attrs, fields=fields, shape_only=shape_only,
+                             shape_from=shape_from)
 
 
 def _array_arg(prim: str, t: Type, dtypes: Sequence[Type] = (F64, F32, I64, BOOL)) -> ArrayType:
@@ -601,10 +609,12 @@ def _broadcast_like_vjp(b, yb, xs, ys):
 
 
 _register_array(Prim.UNBROADCAST, 2, _unbroadcast_type, np_unbroadcast,
-                "_unbroadcast({0}, {1})", _unbroadcast_jvp, _unbroadcast_vjp)
+                "_unbroadcast({0}, {1})", _unbroadcast_jvp, _unbroadcast_vjp,
+                shape_only=frozenset({1}), shape_from=1)
 _register_array(Prim.BROADCAST_LIKE, 2, _broadcast_like_type,
                 lambda x, like: np.broadcast_to(x, np.shape(like)),
-                "np.broadcast_to({0}, np.shape({1}))", _broadcast_like_jvp, _broadcast_like_vjp)
+                "np.broadcast_to({0}, np.shape({1}))", _broadcast_like_jvp, _broadcast_like_vjp,
+                shape_only=frozenset({1}), shape_from=1)
 
 
 # shapes
@@ -674,9 +684,11 @@ _register_array(Prim.EXPAND_DIMS, 1, _expand_dims_type,
                 fields=lambda a: {"axes": str(tuple(a["axes"]))})
 _register_array(Prim.DIM, 1, _dim_type, lambda x, axis: np.int64(np.shape(x)[axis]),
                 "{0}.shape[{axis}]", _zero_jvp, _zero_vjp, differentiable=False,
-                attrs=(("axis", 0),), fields=lambda a: {"axis": str(a["axis"])})
+                attrs=(("axis", 0),), fields=lambda a: {"axis": str(a["axis"])},
+                shape_only=frozenset({0}))
 _register_array(Prim.ZEROS_LIKE, 1, _zeros_like_type, np.zeros_like, "np.zeros_like({0})",
-                _zero_jvp, _zero_vjp, differentiable=False)
+                _zero_jvp, _zero_vjp, differentiable=False, shape_only=frozenset({0}),
+                shape_from=0)
 _register_array(Prim.TRANSPOSE, 1, _transpose_type,
                 lambda x, perm: np.transpose(x, perm), "np.transpose({0}{perm})",
                 _transpose_jvp, _transpose_vjp, attrs=(("perm", None),),

@@ -11,6 +11,7 @@ from typing import Callable, Iterable
 
 from ..ir import Block, Func, Op, Prim, Value
 from ..prims import rule_for
+from .common import loop_parts
 
 
 def _differentiable(op: Op) -> bool:
@@ -57,17 +58,8 @@ def _forward_block(block: Block, out: set[Value], pushed: dict[object, Value]) -
                 _mark(out, r, any(a in out for a in op.args))
 
 
-def _loop_parts(op: Op) -> tuple[tuple[Value, ...], list[tuple[Value, ...]], Block]:
-    """(initial values, the param tuples of each region, the body) of a for/while op."""
-    if op.prim is Prim.FOR:
-        body = op.regions[0]
-        return op.args[3:], [body.params[1:]], body
-    cond, body = op.regions
-    return op.args, [cond.params, body.params], body
-
-
 def _forward_loop(op: Op, out: set[Value], pushed: dict[object, Value]) -> None:
-    init, param_sets, body = _loop_parts(op)
+    init, param_sets, body = loop_parts(op)
     for j, value in enumerate(init):
         carried = value in out or body.yields[j] in out
         for params in param_sets:
@@ -102,7 +94,7 @@ def _backward_block(block: Block, out: set[Value], popped: dict[object, Value]) 
 
 
 def _backward_loop(op: Op, out: set[Value], popped: dict[object, Value]) -> None:
-    init, param_sets, body = _loop_parts(op)
+    init, param_sets, body = loop_parts(op)
     for j, value in enumerate(init):
         live = op.results[j] in out or any(params[j] in out for params in param_sets)
         _mark(out, body.yields[j], live)

@@ -14,7 +14,7 @@ from typing import Sequence
 from ..ir import Block, Func, Op, Prim, Value
 from ..prims import Emitter, rule_attrs, rule_for
 from .activity import varied
-from .common import max_slot, named, suffixed
+from .common import max_slot, named, suffixed, tape_attrs, tape_of
 
 
 def jvp_program(func: Func, wrt: Sequence[int]) -> Func:
@@ -113,12 +113,12 @@ class _Forward:
         if value in self.varied:
             slot = next(self.slots)
             self.tangent_slot[op.attr("slot")] = slot
-            b.op(Prim.PUSH, [self.tangent_or_zero(b, value)], [], attrs=[("slot", slot)])
+            b.op(Prim.PUSH, [self.tangent_or_zero(b, value)], [], attrs=tape_attrs(slot, tape_of(op)))
 
     def pop_op(self, op: Op, b: Emitter) -> None:
         slot = self.tangent_slot.get(op.attr("slot"))
         if slot is not None:  # its tangent was pushed last, so it comes off first
-            (dot,) = b.op(Prim.POP, [], [op.result.type], attrs=[("slot", slot)],
+            (dot,) = b.op(Prim.POP, [], [op.result.type], attrs=tape_attrs(slot, tape_of(op)),
                           hints=[suffixed(op.result, "dot")])
             self.tangent[op.result] = dot
         b.append(op)

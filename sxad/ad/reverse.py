@@ -21,6 +21,24 @@ Pushes at the end of a forward region and pops at the start of the matching reve
 the tape in last-in-first-out order at every nesting depth. Adjoints are accumulated in SSA form;
 a reverse region hands the adjoints it changed for outer values back out: a branch yields them,
 a loop carries them.
+
+What goes on the tape is only what the reverse reads (docs/ARRAYS.md §3). An adjoint rule runs
+on stand-ins for the primal values (``_Asked``); then each is bound by what the emitted ops do
+with it: its elements read → ``_Scope.primal``; only its shape (``Rule.shape_only``: ``like``
+operands, ``zeros_like``, ``dim``) → ``_Scope.shape_of``, which answers with the value where it
+is visible, else a value provably of the same shape from around the region
+(``common.shape_sources``: the loop-carried value of ``x = set_index(x, …)`` has the shape of
+the loop's initial ``x``), else ``full(0, dims…)`` with the dims (i64) on the tape; unused →
+nothing. The adjoint of ``x[idx]`` is added into an existing x̄ in place
+(``set_index(x̄, x̄[idx] + ct, idx…)``) rather than as a dense ``index_add``, unless the spec has
+integer-array items, whose positions may repeat.
+
+Differentiating a derivative program again (reverse over reverse): the adjoint of ``v = pop()``
+is pushed where the reverse sweep reaches the pop and popped where it reaches the matching
+push, on that pair's tape; the reverse of a reversed loop runs forwards; and this transform's
+own entries go on a tape of their own (push/pop attr ``tape``, ``common.next_tape``), each tape
+being a separate LIFO stack. On one shared stack the new entries pushed in the inner forward
+loop would lie on top of the inner entries that the inner reverse loop pops next.
 """
 from __future__ import annotations
 
@@ -28,10 +46,11 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
-from ..ir import EFFECTS, I64, Block, Func, Op, Prim, Value
+from ..ir import EFFECTS, I64, Block, Func, Op, Prim, Value, dtype_of, is_array
 from ..prims import Emitter, rule_attrs, rule_for
 from .activity import active
-from .common import defined_in, max_slot, named, suffixed
+from .common import (defined_in, max_slot, named, next_tape, shape_sources, suffixed, tape_attrs,
+                     tape_of)
 
 
 def vjp_program(func: Func, wrt: Sequence[int]) -> Func:
@@ -54,13 +73,18 @@ class _Scope:
     defined: set[Value]
     builder: Emitter
     slots: Iterator[int]
+    tape: int = 0                                   # the tape this transform's entries use
+    same_shape: dict[Value, Value] = field(default_factory=dict)  # ``shape_sources``
     remap: dict[Value, Value] = field(default_factory=dict)
+    shapes: dict[Value, Value] = field(default_factory=dict)  # value → a carrier of its shape
     pushes: list[tuple[Value, int]] = field(default_factory=list)
+    extra: list[Op] = field(default_factory=list)   # forward ops computing what is pushed
     producers: dict[Value, Op] = field(default_factory=dict)
 
     def primal(self, value: Value) -> Value:
         """``value`` as the reverse code of this scope can see it: directly at the top level;
-        else recomputed when cheap (``RECOMPUTE``), or stored on the tape."""
+        else recomputed when cheap (``RECOMPUTE``, or a ``dim`` of a shape at hand), or stored
+        on the tape."""
         if self.parent is None:
             return value
         seen = self.remap.get(value)
@@ -71,11 +95,20 @@ class _Scope:
         op = self.producers.get(value)
         if op is not None and self.recomputable(op, RECOMPUTE_DEPTH):
             args = tuple(self.primal(a) for a in op.args)
-            (seen,) = self.builder.append(op.replace(args=args, results=(Value(value.type,
-                                                                                value.hint),)))
+        elif op is not None and _reads_shapes(op) and all(map(self.shape_free, op.args)):
+            args = tuple(self.shape_of(a) for a in op.args)
         else:
-            seen = Value(value.type, value.hint)
-            self.pushes.append((value, next(self.slots)))
+            return self.stored(value)
+        (seen,) = self.builder.append(op.replace(args=args, results=(Value(value.type,
+                                                                           value.hint),)))
+        self.remap[value] = seen
+        return seen
+
+    def stored(self, value: Value) -> Value:
+        """A placeholder for ``value``, pushed at the end of the forward block and popped at
+        the start of its reverse."""
+        seen = Value(value.type, value.hint)
+        self.pushes.append((value, next(self.slots)))
         self.remap[value] = seen
         return seen
 
@@ -89,10 +122,101 @@ class _Scope:
         op = self.producers.get(value)
         return op is not None and depth > 0 and self.recomputable(op, depth)
 
+    # -------------------------------------------------------------- shapes without the values
+
+    def shape_of(self, value: Value) -> Value:
+        """A value of ``value``'s type and shape, for an operand read only for its shape
+        (``Rule.shape_only``): ``value`` itself where it is visible or already at hand, else
+        a value provably of the same shape from around the loop or branch (``shape_sources``),
+        else an array rebuilt from ``value``'s dims, which go on the tape (i64 scalars)."""
+        if self.parent is None:
+            return value
+        seen = self.remap.get(value) or self.shapes.get(value)
+        if seen is not None:
+            return seen
+        if value not in self.defined:
+            return self.parent.shape_of(value)
+        source = self.same_shape.get(value)
+        if not is_array(value.type):
+            seen = self.builder.zero(value.type)
+        elif source is not None:
+            seen = self.shape_of(source)
+        else:
+            seen = self.rebuilt(value)
+        self.shapes[value] = seen
+        return seen
+
+    def shape_free(self, value: Value) -> bool:
+        """Whether ``shape_of(value)`` needs no new tape entry."""
+        if self.parent is None or value in self.remap or value in self.shapes:
+            return True
+        if value not in self.defined:
+            return self.parent.shape_free(value)
+        source = self.same_shape.get(value)
+        return not is_array(value.type) or (source is not None and self.shape_free(source))
+
+    def rebuilt(self, value: Value) -> Value:
+        """``full(0, dims…)`` with ``value``'s dims, read in the forward block and stored."""
+        dims = []
+        for axis in range(value.type.rank):
+            dim = Value(I64, suffixed(value, f"dim{axis}"))
+            self.extra.append(Op(Prim.DIM, (value,), (dim,), (("axis", axis),)))
+            dims.append(self.stored(dim))
+        b = self.builder
+        return b.full(b.zero(dtype_of(value.type)), *dims, hint=suffixed(value, "shape"))
+
+    def zeros(self, value: Value) -> Value:
+        """A zero of ``value``'s type and shape; it reads no element of ``value``."""
+        if not is_array(value.type):
+            return self.builder.zero(value.type)
+        return self.builder.zeros_like(self.shape_of(value))
+
     def pops(self) -> list[Op]:
         """The pops that define this scope's placeholders, last pushed first."""
-        return [Op(Prim.POP, (), (self.remap[v],), (("slot", slot),))
+        return [Op(Prim.POP, (), (self.remap[v],), tape_attrs(slot, self.tape))
                 for v, slot in reversed(self.pushes)]
+
+
+def _reads_shapes(op: Op) -> bool:
+    """Whether ``op`` reads nothing of its arguments but their shapes (``dim``, ``zeros_like``)."""
+    return bool(op.args) and set(range(len(op.args))) <= rule_for(op.prim).shape_only
+
+
+class _Asked:
+    """Stand-ins for the primal values an adjoint rule is given. After the rule has run, each
+    is bound by what the rule did with it: the value itself where its elements are read, a
+    shape carrier where only its shape is (``Rule.shape_only``), nothing where it is unused."""
+
+    def __init__(self) -> None:
+        self.stand_in: dict[Value, Value] = {}  # primal → stand-in
+
+    def ask(self, value: Value) -> Value:
+        if value not in self.stand_in:
+            self.stand_in[value] = Value(value.type, value.hint)
+        return self.stand_in[value]
+
+    def bind(self, scope: _Scope, ops: Sequence[Op], returned: Sequence[Value | None]
+             ) -> dict[Value, Value]:
+        """stand-in → what replaces it (emitting recomputations and carriers into ``scope``)."""
+        shape_uses: set[Value] = set()
+        value_uses: set[Value] = {v for v in returned if v is not None}
+        for op in ops:
+            only = rule_for(op.prim).shape_only
+            for k, a in enumerate(op.args):
+                (shape_uses if k in only else value_uses).add(a)
+        subst: dict[Value, Value] = {}
+        for primal, stand_in in self.stand_in.items():
+            if stand_in in value_uses:
+                subst[stand_in] = scope.primal(primal)
+            elif stand_in in shape_uses:
+                subst[stand_in] = scope.shape_of(primal)
+        return subst
+
+
+def _substituted(op: Op, subst: dict[Value, Value]) -> Op:
+    if not any(a in subst for a in op.args):
+        return op
+    return op.replace(args=tuple(subst.get(a, a) for a in op.args))
 
 
 @dataclass
@@ -133,6 +257,13 @@ class _Reverse:
         self.slots = itertools.count(max_slot(func.body) + 1)
         self.scopes: dict[Block, _Scope] = {}
         self.counts: dict[Op, Value] = {}  # while op → its trip count
+        self.tape = next_tape(func.body)
+        self.same_shape = shape_sources(func)
+        # The tape ``func`` already uses (a derivative program): slot of an active pop → the
+        # slot of the pair carrying its adjoint back, on the same tape.
+        self.adjoint_slots = {op.attr("slot"): next(self.slots) for op in func.body.walk()
+                              if op.prim is Prim.POP and op.result in self.active}
+        self.holding: dict[Op, bool] = {}
 
     # ------------------------------------------------------------------ phase 1: reverse sweep
     def build(self, wrt: Sequence[int]) -> Func:
@@ -157,7 +288,7 @@ class _Reverse:
         return Func(f"{func.name}_vjp", body, names, func.tuple_result)
 
     def scope_for(self, block: Block, parent: _Scope | None, b: Emitter) -> _Scope:
-        scope = _Scope(parent, defined_in(block), b, self.slots)
+        scope = _Scope(parent, defined_in(block), b, self.slots, self.tape, self.same_shape)
         scope.producers = {op.result: op for op in block.ops if len(op.results) == 1
                            and not op.regions and op.prim not in EFFECTS}
         self.scopes[block] = scope
@@ -175,9 +306,13 @@ class _Reverse:
     def reverse_block(self, block: Block, scope: _Scope, adj: _Adjoints) -> None:
         for op in reversed(block.ops):
             if op.prim in _CONTROL:
-                if any(adj.current(r) is not None for r in op.results):
+                if any(adj.current(r) is not None for r in op.results) or self.holds_pair(op):
                     _CONTROL[op.prim](self, op, scope, adj)
-            elif op.results and op.prim is not Prim.POP:
+            elif op.prim is Prim.POP:
+                self.reverse_pop(op, scope, adj)
+            elif op.prim is Prim.PUSH:
+                self.reverse_push(op, scope, adj)
+            elif op.results:
                 self.reverse_scalar(op, scope, adj)
 
     def reverse_scalar(self, op: Op, scope: _Scope, adj: _Adjoints) -> None:
@@ -186,18 +321,87 @@ class _Reverse:
             return
         rule = rule_for(op.prim, "reverse mode (vjp)")
         b = scope.builder
-        xs = [scope.primal(a) for a in op.args]
-        ys = [scope.primal(r) for r in op.results]
+        # The rule runs on stand-ins; what it did with them decides what the scope must
+        # provide: the value, only its shape, or nothing.
+        asked = _Asked()
+        xs, ys = [asked.ask(a) for a in op.args], [asked.ask(r) for r in op.results]
+        start = len(b.ops)
+        bars = list(rule.vjp(b, ybar, xs, ys, **rule_attrs(rule, op)))
+        emitted = b.ops[start:]
+        del b.ops[start:]
+        scatters = self.scatters(op.args, bars, emitted, adj)
+        emitted = [e for e in emitted if all(e is not s for s in scatters.values())]
+        bars = [None if k in scatters else c for k, c in enumerate(bars)]
+        kept = [a for s in scatters.values() for k, a in enumerate(s.args) if k != 1]  # not like
+        subst = asked.bind(scope, emitted, [*bars, *kept])
         fresh = len(b.ops)
+        for e in emitted:
+            b.append(_substituted(e, subst))
         renamed: dict[Value, Value] = {}
-        for arg, contribution in zip(op.args, rule.vjp(b, ybar, xs, ys, **rule_attrs(rule, op))):
+        for k, (arg, contribution) in enumerate(zip(op.args, bars)):
+            if k in scatters:
+                self.scatter(b, adj, arg, _substituted(scatters[k], subst))
+                continue
             if contribution is None:
                 continue
+            contribution = subst.get(contribution, contribution)
             contribution = renamed.get(contribution, contribution)
             if arg in self.active and adj.current(arg) is None:
                 renamed[contribution] = named(b, contribution, suffixed(arg, "bar"), fresh)
                 contribution = renamed[contribution]
             self.accumulate(b, adj, arg, contribution)
+
+    def scatters(self, args: Sequence[Value], bars: Sequence[Value | None], emitted: list[Op],
+                 adj: _Adjoints) -> dict[int, Op]:
+        """The contributions ``index_add(ct, x, idx…)`` (the adjoint of ``x[idx]``) to add into
+        ``x̄`` in place rather than as a dense array of zeros: those to an ``x`` that already
+        has an adjoint, used nowhere else, without integer-array items (whose positions may
+        repeat)."""
+        uses: dict[Value, int] = {}
+        for v in [*bars, *(a for e in emitted for a in e.args)]:
+            uses[v] = uses.get(v, 0) + 1
+        made = {e.results[0]: e for e in emitted if len(e.results) == 1}
+        out = {}
+        for k, (arg, c) in enumerate(zip(args, bars)):
+            op = made.get(c)
+            if op is not None and op.prim is Prim.INDEX_ADD and "a" not in op.attr("spec") \
+                    and uses[c] == 1 and arg in self.active and adj.current(arg) is not None:
+                out[k] = op
+        return out
+
+    def scatter(self, b: Emitter, adj: _Adjoints, value: Value, op: Op) -> None:
+        """``x̄[idx] += ct`` for ``op = index_add(ct, x, idx…)``: set_index(x̄, x̄[idx] + ct)."""
+        ct, _, *idx = op.args
+        attrs = dict(op.attrs)
+        current = adj.current(value)
+        total = b.add(b.index(current, *idx, **attrs), ct)
+        adj.set(value, named(b, b.set_index(current, total, *idx, **attrs), suffixed(value, "bar")))
+
+    # ------------------------------------------------------------------ a tape being reversed
+    def holds_pair(self, op: Op) -> bool:
+        """Whether a control op holds a push or pop whose adjoint goes back through the tape:
+        its reverse must run even if none of its results has an adjoint."""
+        if op not in self.holding:
+            self.holding[op] = any(o.prim in (Prim.PUSH, Prim.POP)
+                                   and o.attr("slot") in self.adjoint_slots
+                                   for region in op.regions for o in region.walk())
+        return self.holding[op]
+
+    def reverse_pop(self, op: Op, scope: _Scope, adj: _Adjoints) -> None:
+        """``v = pop()`` reversed: push v̄, for the reverse of the push to pop."""
+        slot = self.adjoint_slots.get(op.attr("slot"))
+        if slot is not None:
+            bar = adj.current(op.result) or scope.zeros(op.result)
+            scope.builder.append(Op(Prim.PUSH, (bar,), (), tape_attrs(slot, tape_of(op))))
+
+    def reverse_push(self, op: Op, scope: _Scope, adj: _Adjoints) -> None:
+        """``push(v)`` reversed: pop the adjoint its pop pushed and add it to v̄."""
+        slot = self.adjoint_slots.get(op.attr("slot"))
+        if slot is not None:
+            value = op.args[0]
+            (bar,) = scope.builder.op(Prim.POP, (), [value.type], tape_attrs(slot, tape_of(op)),
+                                      hints=[suffixed(value, "bar")])
+            self.accumulate(scope.builder, adj, value, bar)
 
     def child(self, block: Block, scope: _Scope, adj: _Adjoints, params: Sequence[Value],
               is_loop: bool) -> tuple[_Scope, _Adjoints]:
@@ -224,8 +428,7 @@ class _Reverse:
         incoming = [adj.current(v) for v in outer]
         regions = []
         for inner, inner_adj in branches:
-            ib = inner.builder
-            ys = [inner_adj.values.get(v) or incoming[k] or ib.zeros_like(inner.primal(v))
+            ys = [inner_adj.values.get(v) or incoming[k] or inner.zeros(v)
                   for k, v in enumerate(outer)]
             regions.append(self.finish(inner, ys))
         results = b.op(Prim.IF, [cond], [v.type for v in outer], regions=regions,
@@ -250,20 +453,19 @@ class _Reverse:
         for j, seed in zip(js, seeds):
             self.accumulate(inner.builder, inner_adj, body.yields[j], seed)
         self.reverse_block(body, inner, inner_adj)
-        ib = inner.builder
         outer = list(inner_adj.carried)
-        ys = [inner_adj.values.get(carried[j]) or ib.zeros_like(inner.primal(carried[j]))
-              for j in js]
+        ys = [inner_adj.values.get(carried[j]) or inner.zeros(carried[j]) for j in js]
         ys += [inner_adj.values[v] for v in outer]
         new_body = self.finish(inner, ys)
         new_body = Block((*new_body.params, *(inner_adj.carried[v] for v in outer)),
                          new_body.ops, new_body.yields)
-        start = [adj.current(op.results[j]) or b.zeros_like(scope.primal(op.results[j]))
-                 for j in js]
-        start += [adj.current(v) or b.zeros_like(scope.primal(v)) for v in outer]
+        start = [adj.current(op.results[j]) or scope.zeros(op.results[j]) for j in js]
+        start += [adj.current(v) or scope.zeros(v) for v in outer]
         hints = [suffixed(init[j], "bar") for j in js] + [suffixed(v, "bar") for v in outer]
-        results = b.op(Prim.FOR, [*bounds, *start], [v.type for v in start],
-                       attrs=[("reverse", True)], regions=[new_body], hints=hints)
+        # A reversed loop (the reverse sweep of a derivative program) reverses to a forward one.
+        backwards = () if op.attr("reverse") else (("reverse", True),)
+        results = b.op(Prim.FOR, [*bounds, *start], [v.type for v in start], attrs=backwards,
+                       regions=[new_body], hints=hints)
         for v, r in zip(outer, results[len(js):]):
             adj.set(v, r)
         for j, r in zip(js, results):
@@ -296,8 +498,10 @@ class _Reverse:
             else:
                 ops.append(op)
         scope = self.scopes.get(block)
-        for value, slot in (scope.pushes if scope else ()):
-            ops.append(Op(Prim.PUSH, (value,), (), (("slot", slot),)))
+        if scope is not None:
+            ops.extend(scope.extra)
+            ops.extend(Op(Prim.PUSH, (value,), (), tape_attrs(slot, scope.tape))
+                       for value, slot in scope.pushes)
         return Block(block.params, tuple(ops), block.yields)
 
     def counted_while(self, op: Op) -> list[Op]:

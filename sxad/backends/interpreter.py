@@ -15,10 +15,23 @@ from ..prims import NUMPY_TYPE, evaluate
 def interpret(func: Func, args: Sequence[Any]) -> tuple[Any, ...]:
     """Run ``func`` on ``args`` (converted to its parameter types); returns its results."""
     env: dict[Value, Any] = {p: _argument(p, a) for p, a in zip(func.params, args)}
-    tape: list[Any] = []
+    tape = Tapes()
     with np.errstate(all="ignore"):
         _run(func.body, env, tape)
     return tuple(env[v] for v in func.results)
+
+
+def tape_usage(func: Func, args: Sequence[Any]) -> tuple[int, int]:
+    """(bytes, entries) that ``func``'s forward sweep pushes for ``args``: the program runs
+    until its first pop (where a reverse sweep begins) with a tape that only counts."""
+    env: dict[Value, Any] = {p: _argument(p, a) for p, a in zip(func.params, args)}
+    tape = _CountingTapes()
+    try:
+        with np.errstate(all="ignore"):
+            _run(func.body, env, tape)
+    except _SweepDone:
+        pass
+    return tape.bytes, tape.entries
 
 
 def _argument(param: Value, arg: Any) -> Any:
@@ -76,13 +89,47 @@ def _while(op: Op, env: dict[Value, Any], tape: list[Any]) -> list[Any]:
     return carried
 
 
-def _push(op: Op, env: dict[Value, Any], tape: list[Any]) -> tuple[Any, ...]:
-    tape.append(env[op.args[0]])
+class Tapes(list):
+    """The tape of a program: itself is tape 0; ``more`` holds the other tapes by number (a
+    reverse-over-reverse program pushes its second transform's values on tape 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.more: dict[int, list[Any]] = {}
+
+    def at(self, op: Op) -> list[Any]:
+        number = op.attr("tape") or 0
+        return self if number == 0 else self.more.setdefault(number, [])
+
+
+class _SweepDone(Exception):
+    """The first pop: the forward sweep is over."""
+
+
+class _CountingTapes(Tapes):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+        self.entries = 0
+
+    def at(self, op: Op) -> "_CountingTapes":
+        return self
+
+    def append(self, value: Any) -> None:
+        self.bytes += int(np.asarray(value).nbytes)
+        self.entries += 1
+
+    def pop(self, *_: Any) -> Any:
+        raise _SweepDone
+
+
+def _push(op: Op, env: dict[Value, Any], tape: Tapes) -> tuple[Any, ...]:
+    tape.at(op).append(env[op.args[0]])
     return ()
 
 
-def _pop(op: Op, env: dict[Value, Any], tape: list[Any]) -> tuple[Any, ...]:
-    return (tape.pop(),)
+def _pop(op: Op, env: dict[Value, Any], tape: Tapes) -> tuple[Any, ...]:
+    return (tape.at(op).pop(),)
 
 
 _CONTROL = {Prim.IF: _if, Prim.FOR: _for, Prim.WHILE: _while, Prim.PUSH: _push, Prim.POP: _pop}

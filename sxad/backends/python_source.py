@@ -39,7 +39,7 @@ from ..prims import PREC_ATOM, PREC_CMP, PREC_COND, PREC_POW, PREC_UNARY, np_unb
 
 _LOOPS = frozenset({Prim.FOR, Prim.WHILE})
 _NUMPY = {F64: "np.float64", F32: "np.float32", I64: "np.int64", BOOL: "np.bool_"}
-_RESERVED = (*keyword.kwlist, "np", "_tape", "_", "_unbroadcast", "abs", "max", "min", "range",
+_RESERVED = (*keyword.kwlist, "np", "_tape", "_tape1", "_tape2", "_", "_unbroadcast", "abs", "max", "min", "range",
              "reversed")
 MAX_INLINE_OPS = 10  # a longer expression is split at a named intermediate value
 
@@ -648,8 +648,8 @@ class _Writer:
                            itertools.zip_longest(self.func.params, self.func.arg_names)
                            if p is not None)
         lines = [f"def {self.fname}({params}):"]
-        if any(op.prim in EFFECTS for op in self.needed.ops):
-            lines.append("    _tape = []")
+        tapes = sorted({op.attr("tape") or 0 for op in self.needed.ops if op.prim in EFFECTS})
+        lines += [f"    {_tape_name(k)} = []" for k in tapes]
         lines += self.block(self.func.body, "    ")
         lines.append("    " + self.return_statement())
         return "\n".join(lines) + "\n"
@@ -697,10 +697,11 @@ class _Writer:
             if op.regions:
                 lines += _STATEMENTS[op.prim](self, op, indent)
             elif op.prim is Prim.PUSH:
-                lines.append(f"{indent}_tape.append({self.expr(op.args[0]).text})")
+                lines.append(f"{indent}{_tape_name(op.attr('tape'))}.append("
+                             f"{self.expr(op.args[0]).text})")
             elif op.prim is Prim.POP:
                 target = f"{self.name(op.result)} = " if self.layout.sites[op.result] else ""
-                lines.append(f"{indent}{target}_tape.pop()")
+                lines.append(f"{indent}{target}{_tape_name(op.attr('tape'))}.pop()")
             elif _statement_reads(op) is not None:
                 text = self.expr_of(op).text.replace("{y}", self.name(op.result))
                 lines += [indent + line for line in text.split("\n")]
@@ -810,3 +811,8 @@ def _else(lines: list[str], indent: str) -> list[str]:
             all(h.startswith((deeper + "elif ", deeper + "else:")) for h in heads[1:]):
         return [indent + "el" + lines[0][len(deeper):]] + [line[4:] for line in lines[1:]]
     return [f"{indent}else:", *lines]
+
+
+def _tape_name(number: int | None) -> str:
+    """``_tape`` for tape 0 (every first-order program), ``_tape1`` … for the others."""
+    return f"_tape{number}" if number else "_tape"

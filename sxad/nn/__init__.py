@@ -13,7 +13,7 @@ from .activations import (identity, leaky_relu, log_softmax, relu, sigmoid, soft
                           tanh)
 from .initializers import glorot_uniform, he_normal, init_mlp
 from .layers import dense, mlp_forward
-from .losses import (binary_cross_entropy, log_loss, mse, sigmoid_cross_entropy,
+from .losses import (binary_cross_entropy, log_loss, mse, one_hot_like, sigmoid_cross_entropy,
                      softmax_cross_entropy, squared_error)
 from .optimizers import adam_update, sgd_momentum_update, sgd_update
 from .training import VARIANTS, batches, train
@@ -21,7 +21,7 @@ from .training import VARIANTS, batches, train
 __all__ = [
     "identity", "sigmoid", "tanh", "relu", "leaky_relu", "softplus", "softmax", "log_softmax",
     "squared_error", "mse", "log_loss", "binary_cross_entropy", "sigmoid_cross_entropy",
-    "softmax_cross_entropy",
+    "softmax_cross_entropy", "one_hot_like",
     "dense", "mlp_forward",
     "glorot_uniform", "he_normal", "init_mlp",
     "sgd_update", "sgd_momentum_update", "adam_update",

@@ -24,6 +24,14 @@ def mse(y: np.ndarray, a: np.ndarray) -> float:
     return np.sum(squared_error(y, a)) / a.shape[0]
 
 
+def one_hot_like(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Targets for ``mse`` on a classification task: row i is 1 at column ``labels[i]`` and 0
+    elsewhere, shaped and typed like ``logits`` (n, k)."""
+    targets = np.zeros_like(logits)
+    targets[np.arange(logits.shape[0]), labels] = 1.0
+    return targets
+
+
 def log_loss(y: Array, a: Array) -> Array:
     """−(y log a + (1 − y) log(1 − a)), elementwise: one point's binary cross-entropy, with
     ``a`` the predicted probability of class 1 (eq. 3.55: ∂/∂a = (a − y) / (a(1 − a)))."""

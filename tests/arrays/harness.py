@@ -94,7 +94,10 @@ def check_f32(func32: Func, args32: Sequence[Any], func64: Func, args64: Sequenc
     """An f32 program's derivatives against the same program's in f64, and its dot-product
     test; every f32 value stays f32."""
     jt, jtc, t, c, programs = derivatives(func32, args32)
-    for v in (*jt, *jtc):
+    outputs = float_results(func32, interpret(func32, args32))
+    for v, out in zip(jt, outputs):  # a tangent has its output's dtype (f32 unless promoted)
+        assert np.asarray(v).dtype == np.asarray(out).dtype, (np.asarray(v).dtype, out)
+    for v in jtc:  # an adjoint has its f32 input's dtype
         assert np.asarray(v).dtype == np.float32, np.asarray(v).dtype
     wrt = float_params(func64)
     tangent, adjoint = jvp_program(func64, wrt), vjp_program(func64, wrt)

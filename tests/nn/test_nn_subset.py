@@ -16,7 +16,7 @@ from sxad.nn import activations, layers, losses, optimizers
 COMPILED = (activations, layers, losses, optimizers)
 # numpy functions with a primitive in docs/ARRAYS.md (elementwise, reductions, creation)
 NUMPY = {"exp", "log", "log1p", "tanh", "sqrt", "abs", "maximum", "where", "sum", "max",
-         "arange"}
+         "arange", "zeros_like"}
 NUMPY_KEYWORDS = {"axis", "keepdims"}
 BUILTINS = {"len", "range"}
 ATTRIBUTES = {"T", "shape"}

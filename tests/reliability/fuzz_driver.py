@@ -217,7 +217,7 @@ def programs(draw: Any) -> str:
 VALID = [0.5, -1.25, 0.0, -0.0, 3.0, 1e-300, 1e300, math.inf, -math.inf, math.nan, 1, 0, -7,
          2 ** 63 - 1, -(2 ** 63), True, False, np.float64(0.75), np.float32(1.5), np.int64(3),
          np.int8(-2), np.bool_(True)]
-INVALID = [None, "1.0", [1.0], 1j, 2 ** 70, np.array([1.0, 2.0]), Fraction(1, 2),
+INVALID = [None, "1.0", [1.0], 1j, 2 ** 70, np.array([1.0j, 2.0]), Fraction(1, 2),
            Decimal("1.5"), object(), np.uint64(2 ** 64 - 1)]
 
 
