@@ -1,0 +1,236 @@
+"""MLP training-step benchmark (a script, not a test): prints a markdown table.
+
+    python benchmarks/bench_mlp.py [--quick]
+
+Milliseconds per training step — forward pass, softmax cross-entropy, backward pass, SGD update
+in place — for two sizes, float32, sigmoid hidden layers:
+
+- digits: 64-128-10, batch 128 (the shape of ``examples/mlp_digits.py``);
+- MNIST-sized: 784-512-512-10, batch 256, random data.
+
+Rows: sxad (the step compiled whole into one kernel), a hand-written numpy backprop, and
+PyTorch / JAX (``jax.jit`` with donated buffers) when installed. The "sgemm bound" row is the
+step's matrix-product FLOPs at the machine's measured sgemm rate (numpy's OpenBLAS on large
+square products), the floor a matmul-bound step cannot beat. Also: the first call's compile
+time, cold and from the on-disk cache, each in a fresh process.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import timeit
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+
+SIZES = {"digits": ((64, 128, 10), 128), "mnist": ((784, 512, 512, 10), 256)}
+LR = np.float32(0.1)
+
+
+def make_problem(sizes: tuple[int, ...], batch: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        params.append((rng.standard_normal((fan_out, fan_in)) / np.sqrt(fan_in)).astype(np.float32))
+        params.append(np.zeros(fan_out, np.float32))
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], batch)
+    return params, x, y
+
+
+# ---------------------------------------------------------------- the hand-written baseline
+def numpy_step(params: list[np.ndarray], x: np.ndarray, y: np.ndarray, lr: np.float32) -> float:
+    """Backpropagation written out by hand (the seed's eq. 3.6x), updating params in place."""
+    acts = [x]
+    layers = len(params) // 2
+    for k in range(layers):
+        z = acts[-1] @ params[2 * k].T + params[2 * k + 1]
+        acts.append(z if k == layers - 1 else 1.0 / (1.0 + np.exp(-z)))
+    logits = acts[-1]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    total = e.sum(axis=1, keepdims=True)
+    n = x.shape[0]
+    loss = -np.mean(shifted[np.arange(n), y] - np.log(total[:, 0]))
+    delta = e / total
+    delta[np.arange(n), y] -= 1.0
+    delta /= n
+    for k in reversed(range(layers)):
+        a = acts[k]
+        dW = delta.T @ a
+        db = delta.sum(axis=0)
+        if k > 0:
+            delta = (delta @ params[2 * k]) * a * (1.0 - a)
+        params[2 * k] -= lr * dW
+        params[2 * k + 1] -= lr * db
+    return float(loss)
+
+
+def torch_step_factory(params, x, y):
+    import torch
+    ps = [torch.tensor(p, requires_grad=True) for p in params]
+    xt, yt = torch.tensor(x), torch.tensor(y)
+
+    def step():
+        a = xt
+        layers = len(ps) // 2
+        for k in range(layers):
+            a = a @ ps[2 * k].T + ps[2 * k + 1]
+            if k < layers - 1:
+                a = torch.sigmoid(a)
+        loss = torch.nn.functional.cross_entropy(a, yt)
+        grads = torch.autograd.grad(loss, ps)
+        with torch.no_grad():
+            for p, g in zip(ps, grads):
+                p -= LR * g
+        return loss
+    return step
+
+
+def jax_step_factory(params, x, y):
+    import jax
+    import jax.numpy as jnp
+
+    def loss_fn(ps, x, y):
+        a = x
+        layers = len(ps) // 2
+        for k in range(layers):
+            a = a @ ps[2 * k].T + ps[2 * k + 1]
+            if k < layers - 1:
+                a = jax.nn.sigmoid(a)
+        logp = jax.nn.log_softmax(a)
+        return -jnp.mean(logp[jnp.arange(x.shape[0]), y])
+
+    @jax.jit
+    def update(ps, x, y):
+        loss, grads = jax.value_and_grad(loss_fn)(ps, x, y)
+        return [p - LR * g for p, g in zip(ps, grads)], loss
+
+    update = jax.jit(update, donate_argnums=0)
+    state = {"ps": [jnp.asarray(p) for p in params]}
+    xj, yj = jnp.asarray(x), jnp.asarray(y)
+
+    def step():
+        state["ps"], loss = update(state["ps"], xj, yj)
+        return loss.block_until_ready()
+    return step
+
+
+def sxad_step_factory(params, x, y):
+    from mlp_digits import make_step  # the example's step: user-level Python, compiled whole
+    step = make_step(len(params) // 2, activation="sigmoid", loss="softmax_ce", optimizer="sgd")
+    ps = [p.copy() for p in params]
+    return lambda: step(tuple(ps), (), x, y, LR)
+
+
+# ---------------------------------------------------------------- measuring
+def ms_per_step(step, number: int) -> float:
+    step()
+    runs = timeit.repeat(step, number=number, repeat=5)
+    return min(runs) / number * 1e3
+
+
+def sgemm_gflops() -> float:
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    best = min(timeit.repeat(lambda: a @ a, number=5, repeat=5)) / 5
+    return 2 * 1024 ** 3 / best / 1e9
+
+
+def matmul_flops(sizes: tuple[int, ...], batch: int) -> float:
+    """Forward z = a·Wᵀ per layer, backward dW = δᵀ·a per layer and δ·W for all but the first."""
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    forward = sum(2 * batch * i * o for i, o in pairs)
+    backward = forward + sum(2 * batch * i * o for i, o in pairs[1:])
+    return forward + backward
+
+
+def try_row(name: str, factory, params, x, y, number: int) -> tuple[str, float | None, str]:
+    try:
+        step = factory([p.copy() for p in params], x, y)
+        return name, ms_per_step(step, number), ""
+    except ImportError as err:
+        return name, None, f"not installed ({err.name})"
+    except Exception as err:  # a benchmark reports what failed and goes on
+        return name, None, f"failed: {type(err).__name__}: {str(err)[:80]}"
+
+
+def size_table(label: str, quick: bool, gflops: float) -> list[tuple[str, str, str]]:
+    sizes, batch = SIZES[label]
+    params, x, y = make_problem(sizes, batch)
+    number = 20 if label == "mnist" else 200
+    number = max(2, number // 10) if quick else number
+    rows = [try_row("sxad (one compiled step)", sxad_step_factory, params, x, y, number),
+            try_row("numpy (hand-written backprop)",
+                    lambda p, x, y: (lambda: numpy_step(p, x, y, LR)), params, x, y, number),
+            try_row("PyTorch (eager, autograd)", torch_step_factory, params, x, y, number),
+            try_row("JAX (jit, donated buffers)", jax_step_factory, params, x, y, number)]
+    base = rows[1][1]
+    out = []
+    for name, ms, note in rows:
+        if ms is None:
+            out.append((f"{label}: {name}", "—", note))
+        else:
+            ratio = f"{ms / base:.2f}× numpy" if base else ""
+            out.append((f"{label}: {name}", f"{ms:.3f} ms", ratio))
+    bound = matmul_flops(sizes, batch) / (gflops * 1e9) * 1e3
+    out.append((f"{label}: sgemm bound", f"{bound:.3f} ms",
+                f"{matmul_flops(sizes, batch) / 1e6:.0f} MFLOP at {gflops:.0f} GFLOP/s"))
+    return out
+
+
+COMPILE_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {examples!r})
+    import numpy as np
+    t0 = time.perf_counter()
+    from mlp_digits import make_step
+    import sxad
+    step = make_step(1, activation="sigmoid", loss="softmax_ce", optimizer="sgd")
+    rng = np.random.default_rng(0)
+    ps = (np.zeros((128, 64), np.float32), np.zeros(128, np.float32),
+          np.zeros((10, 128), np.float32), np.zeros(10, np.float32))
+    x = rng.standard_normal((128, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 128)
+    t1 = time.perf_counter()
+    step(ps, (), x, y, np.float32(0.1))
+    print(time.perf_counter() - t1)
+""")
+
+
+def compile_times() -> list[tuple[str, str, str]]:
+    examples = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+    script = COMPILE_SCRIPT.format(examples=examples)
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, SXAD_CACHE_DIR=cache)
+        times = []
+        for _ in range(2):
+            done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                                  text=True)
+            if done.returncode != 0:
+                return [("first call of the digits step", "—",
+                         "failed: " + done.stderr.strip().splitlines()[-1][:80])]
+            times.append(float(done.stdout.strip()))
+    return [("first call of the digits step, cold", f"{times[0] * 1e3:.0f} ms",
+             "transform + optimize + LLVM compile"),
+            ("first call, from the on-disk cache", f"{times[1] * 1e3:.0f} ms", "fresh process")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args()
+    gflops = sgemm_gflops()
+    rows = size_table("digits", args.quick, gflops) + size_table("mnist", args.quick, gflops)
+    rows += compile_times()
+    print("| measurement | time | note |\n|---|---|---|")
+    for what, value, note in rows:
+        print(f"| {what} | {value} | {note} |")
+
+
+if __name__ == "__main__":
+    main()
