@@ -7,7 +7,8 @@ declined.
 Two rules may flip the sign of a zero result: ``x + 0 → x`` gives ``-0.0`` where
 ``-0.0 + 0.0`` gives ``0.0``, and ``0 - x → -x`` the reverse. They are kept because adjoint
 accumulators start at ``0.0``, and derivative code reads far better without the ``0.0 +``.
-``x ** 2 → x * x`` may differ from ``pow`` in the last bit; the rest are exact.
+``x ** 2 → x * x`` may differ from ``pow`` in the last bit, and ``(a @ b).T → b.T @ a.T``
+may sum in another order inside BLAS; the rest are exact.
 """
 from __future__ import annotations
 
@@ -236,6 +237,44 @@ def _exact_through(source: Any, middle: Any, target: Any) -> bool:
     return source is I64 and middle is F64 and target is BOOL  # f64(n) != 0 iff n != 0
 
 
+def _permutation(op: Op) -> tuple[int, ...]:
+    rank = op.result.type.rank
+    perm = op.attr("perm")
+    return tuple(reversed(range(rank))) if perm is None else tuple(perm)
+
+
+def _transpose_transpose(s: Simplifier, op: Op) -> Value | None:
+    """transpose(transpose(x, p), q) → x when q undoes p (the adjoint of ``x @ W.T`` w.r.t.
+    W transposes back what the forward transposed), else one transpose."""
+    inner = s.producer(op.args[0], Prim.TRANSPOSE)
+    if inner is None:
+        return None
+    p, q = _permutation(inner), _permutation(op)
+    composed = tuple(p[k] for k in q)
+    if composed == tuple(range(len(composed))):
+        return inner.args[0]
+    return s.b.transpose(inner.args[0], perm=composed, hint=s.hint)
+
+
+def _transpose_matmul(s: Simplifier, op: Op) -> Value | None:
+    """(a @ b).T → b.T @ a.T for matrices: a transposed product costs a strided copy, a
+    transposed operand is a BLAS flag (and a transpose of a transpose vanishes)."""
+    product = s.producer(op.args[0], Prim.MATMUL)
+    if product is None or op.result.type.rank != 2 or _permutation(op) != (1, 0):
+        return None
+    a, b = product.args
+    if a.type.rank != 2 or b.type.rank != 2:
+        return None
+    return s.b.matmul(_transposed(s, b), _transposed(s, a), hint=s.hint)
+
+
+def _transposed(s: Simplifier, x: Value) -> Value:
+    inner = s.producer(x, Prim.TRANSPOSE)
+    if inner is not None and _permutation(inner) == (1, 0):
+        return inner.args[0]
+    return s.b.transpose(x)
+
+
 RULES: dict[Prim, tuple[Rule, ...]] = {
     Prim.ADD: (_add_zero, _add_negation),
     Prim.SUB: (_sub_zero, _sub_negation),
@@ -248,4 +287,5 @@ RULES: dict[Prim, tuple[Rule, ...]] = {
     Prim.AND: (_logic_const(False),),
     Prim.OR: (_logic_const(True),),
     Prim.CAST: (_cast,),
+    Prim.TRANSPOSE: (_transpose_transpose, _transpose_matmul),
 }
