@@ -493,7 +493,10 @@ def _results_of(program: Func, value: Any) -> tuple:
 
 
 def _user(value: Any) -> Any:
-    """A result as the user gets it: Python numbers for scalars, ndarrays for arrays."""
+    """A result as the user gets it: Python numbers for scalars (an ``np.float32`` stays one, as
+    numpy gives it), ndarrays for arrays."""
+    if isinstance(value, np.float32):
+        return value
     if isinstance(value, np.floating):
         return float(value)
     if isinstance(value, np.bool_):
@@ -534,6 +537,8 @@ def _execute(fn: Callable, key: _Key, names: Sequence[str], args: Sequence[Any],
     """Run ``key``'s program on ``args`` (then ``extra``: tangents, cotangents); the returned
     results, after the updated arguments were written back into their arrays."""
     compiled, program = compiled or _compiled(key), _program(key)
+    if program.mutated:
+        _check_writeable(fn, program.mutated, _flat(key.types, args, names))
     values = compiled.convert(key.types, args)
     try:
         out = compiled.run(*values, *extra)
@@ -552,6 +557,17 @@ def _execute(fn: Callable, key: _Key, names: Sequence[str], args: Sequence[Any],
         for position, new in zip(program.mutated, out[n:]):
             np.copyto(flat[position], new)
     return out[:n]
+
+
+def _check_writeable(fn: Callable, mutated: Sequence[int],
+                     leaves: Sequence[tuple[Type, Any, str]]) -> None:
+    """Arrays the function updates in place must be writeable (numpy: "assignment destination
+    is read-only"); checked before anything runs, so nothing is half updated."""
+    for position in mutated:
+        _, array, name = leaves[position]
+        if isinstance(array, np.ndarray) and not array.flags.writeable:
+            raise ValueError(f"argument `{name}` of {_qualname(fn)}: the array is read-only, "
+                             f"but {_qualname(fn)} updates it in place")
 
 
 @functools.lru_cache(maxsize=1)

@@ -410,3 +410,43 @@ def test_a_compiled_step_updates_the_items_of_a_tuple_in_place():
     assert_close(params[1], b - 0.1 * gb, "native")
     with pytest.raises(TypeError, match="with respect to the tuple `params`"):
         sxad.jacobian(tuple_loss)(params, x)
+
+
+def _writes_first(x):
+    x[0] = 1.0
+    return np.sum(x)
+
+
+def _adds_one(params):
+    for p in params:
+        p += 1.0
+    return np.sum(params[0])
+
+
+def test_a_read_only_argument_updated_in_place_is_a_clear_error():
+    """numpy refuses ("assignment destination is read-only"); so does sxad, before running."""
+    frozen = np.zeros(3)
+    frozen.flags.writeable = False
+    step = sxad.jit(_writes_first)
+    with pytest.raises(ValueError, match=r"argument `x` of .*: the array is read-only, but"):
+        step(frozen)
+    writable = np.zeros(3)
+    assert step(writable) == 1.0 and writable[0] == 1.0
+    with pytest.raises(ValueError, match="read-only"):   # the installed native path too
+        step(frozen)
+    pair = (np.zeros(2), np.zeros(2))
+    pair[1].flags.writeable = False
+    with pytest.raises(ValueError, match=r"argument `params\[1\]` of .*: the array is read-only"):
+        sxad.jit(_adds_one)(pair)
+    assert not pair[0].any()   # nothing was half updated
+
+
+def test_a_float32_scalar_result_stays_float32():
+    x = np.ones(2, np.float32)
+    for fn in (_writes_first, lambda_free_sum):
+        out = sxad.jit(fn)(x.copy())
+        assert type(out) is np.float32, (fn.__name__, type(out))
+
+
+def lambda_free_sum(x):
+    return np.sum(x)

@@ -1,6 +1,8 @@
 """The fuzzing driver: random Python functions, inside and outside sxad's subset, run through
 ``sxad.jit`` and ``sxad.grad`` with random arguments (some of them not numbers). Each outcome
-must be a correct result or one of sxad's documented exceptions (``DOCUMENTED``).
+must be a correct result or one of sxad's documented exceptions (``DOCUMENTED``). Scalar programs
+are made here; array programs and arguments in ``fuzz_arrays.py``. The time budget is shared:
+scalar programs first, then array programs (``--array-share`` of it: they compile slower).
 
 It runs as a script in a subprocess of ``test_rel_fuzz.py``, so that a crash of the interpreter
 cannot take the test session with it: before running a program it writes it to ``--current``;
@@ -8,6 +10,9 @@ at the end it writes a JSON report to ``--report``. Hypothesis only generates he
 recorded, not raised, so no shrinking runs and the time stays bounded by ``--seconds``).
 
     python tests/reliability/fuzz_driver.py --seconds 10 --report out.json --current now.py
+
+The process's exit status is 0 whatever it finds (findings are in the report); a crash or a
+hang is the only other outcome, and ``test_rel_fuzz.py`` tells them apart.
 """
 from __future__ import annotations
 
@@ -35,15 +40,21 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 import sxad
+from fuzz_arrays import ArrayProgram, array_arguments, array_programs, run_array
 
 #: The exceptions sxad may raise (docs/RELIABILITY.md); anything else is a failure.
-DOCUMENTED = (sxad.UnsupportedError, TypeError, ValueError, OverflowError, MemoryError)
+DOCUMENTED = (sxad.UnsupportedError, TypeError, ValueError, OverflowError, MemoryError,
+              IndexError)
 #: What the messages of those besides UnsupportedError say: anything else is no clear error.
 CLEAR = re.compile("|".join([
-    r"argument `\w+` of [\w.<>]+: ", r"cannot differentiate [\w.<>]+ with respect to `\w+`",
+    r"argument `[\w\[\]]+` of [\w.<>]+: ",
+    r"cannot differentiate [\w.<>]+ with respect to `[\w\[\]]+`",
     r"grad needs [\w.<>]+ to return ", r"[\w.<>]+\(\): ", r"range\(\) arg 3 must not be zero",
     r"the reverse-mode tape would grow beyond SXAD_TAPE_LIMIT",
-]))
+    # arrays: a shape, value or index fault names the function and the array arguments' shapes
+    r"[\w.<>]+: .* \(array arguments: `[\w\[\]]+`",
+    r"index -?\d+ is out of bounds for axis \d+ with size \d+",
+]), re.DOTALL)
 
 # --------------------------------------------------------------------------- what programs read
 
@@ -234,11 +245,17 @@ class OutOfTime(Exception):
 
 
 class Report:
+    documented = DOCUMENTED
+
     def __init__(self, current: str, budget: float) -> None:
         self.current, self.start, self.budget = current, time.monotonic(), budget
+        self.deadline = self.start + budget   # of the phase running (scalar, then array)
         self.outcomes: dict[str, int] = {}
         self.failures: list[dict[str, Any]] = []
+        self.seen: set[tuple[str, str]] = set()   # failures already recorded
+        self.failure_kinds: dict[str, int] = {}
         self.tried = 0
+        self.array_tried = 0
         self.serial = 0
 
     def count(self, outcome: str) -> None:
@@ -248,14 +265,39 @@ class Report:
         """An error other than UnsupportedError (which points at the source) must say what is
         wrong in the words docs/RELIABILITY.md promises."""
         if not isinstance(error, sxad.UnsupportedError) and not CLEAR.match(str(error)):
-            self.fail(source, args, f"an unclear {type(error).__name__}: {error}")
+            self.fail(source, args, f"an unclear {type(error).__name__}: {error}",
+                      kind=f"an unclear {type(error).__name__}")
 
-    def fail(self, source: str, args: tuple, what: str) -> None:
-        if len(self.failures) < 20:
-            self.failures.append({"source": source, "args": repr(args), "what": what})
+    def fail(self, source: str, args: tuple, what: str, kind: str = "") -> None:
+        """Count a failure of its ``kind``; record the first few programs of each kind, each
+        once (hypothesis draws near-copies of a program)."""
+        kind = kind or re.sub(r"-?\d[\d.e+-]*|\(.*|:.*", "", what)[:40]
+        self.failure_kinds[kind] = self.failure_kinds.get(kind, 0) + 1
+        key = (source, kind)
+        shown = sum(f["kind"] == kind for f in self.failures)
+        if key not in self.seen and shown < 3 and len(self.failures) < 30:
+            self.seen.add(key)
+            self.failures.append({"source": source, "args": _shown(args), "what": what,
+                                  "kind": kind})
 
     def out_of_time(self) -> bool:
-        return time.monotonic() - self.start > self.budget
+        return time.monotonic() > self.deadline
+
+
+def _shown(args: tuple) -> str:
+    """The arguments as a reproducer needs them: arrays with dtype, shape, strides, flags."""
+    def one(a: Any) -> str:
+        if isinstance(a, tuple):
+            return "(" + ", ".join(map(one, a)) + ("," if len(a) == 1 else "") + ")"
+        if isinstance(a, np.ndarray):
+            layout = "" if a.flags.c_contiguous else f", strides={a.strides}"
+            layout += "" if a.flags.writeable else ", read-only"
+            return f"np.{a!r}".replace("np.array(", f"np.array(dtype={a.dtype.str!r}" +
+                                       f"{layout}, values=", 1) if a.ndim else \
+                f"np.array({a.item()!r}, dtype={a.dtype.str!r})"
+        return f"{type(a).__module__}.{type(a).__name__}({a!r})" \
+            if isinstance(a, np.generic) else repr(a)
+    return "(" + ", ".join(map(one, args)) + ")"
 
 
 @dataclass
@@ -405,7 +447,8 @@ def same(got: tuple, expected: tuple) -> bool:
 def well_conditioned(fn: Callable, args: tuple, expected: tuple) -> bool:
     """Whether nudging the float arguments by 1e-12 leaves Python's result within tolerance:
     otherwise an ulp of difference between libm and numpy may flip a branch."""
-    nudged = tuple(a * (1 + 1e-12) + 1e-300 if type(a) is float else a for a in args)
+    nudged = tuple(float(a) * (1 + 1e-12) + 1e-300 if isinstance(a, (float, np.floating))
+                   else a for a in args)   # an np.float32 too: sxad computes it as a float
     kind, value = python_result(fn, nudged)
     numbers = as_numbers(value) if kind == "value" else None
     return numbers is not None and same(numbers, expected)
@@ -562,15 +605,44 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--max", type=int, default=100_000)   # the time budget decides
     parser.add_argument("--seed", type=int, default=random.randrange(2 ** 32))
+    parser.add_argument("--array-share", type=float, default=0.5)   # of the time budget
     parser.add_argument("--report", required=True)
     parser.add_argument("--current", required=True)
     options = parser.parse_args()
     report = Report(options.current, options.seconds)
     signal.signal(signal.SIGALRM, _too_slow)
+    report.deadline = report.start + options.seconds * (1 - options.array_share)
+    run_phase(scalar_fuzzer(report, options))
+    report.deadline = report.start + options.seconds
+    run_phase(array_fuzzer(report, options))
+    elapsed = time.monotonic() - report.start
+    scalar = {k: n for k, n in report.outcomes.items() if not k.startswith("array")}
+    arrays = {k: n for k, n in report.outcomes.items() if k.startswith("array")}
+    with open(options.report, "w") as out:
+        json.dump({"seed": options.seed, "tried": report.tried, "seconds": elapsed,
+                   "outcomes": scalar, "array_tried": report.array_tried,
+                   "array_outcomes": arrays, "failure_kinds": report.failure_kinds,
+                   "failures": report.failures}, out, indent=1)
 
-    @seed(options.seed)
-    @settings(max_examples=options.max, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+
+def run_phase(fuzz: Callable[[], None]) -> None:
+    try:
+        fuzz()
+    except OutOfTime:
+        pass
+
+
+def _hypothesis(options: argparse.Namespace) -> Callable:
+    """Hypothesis as the driver uses it: generating only (nothing is shrunk or saved)."""
+    def wrap(test: Callable) -> Callable:
+        return seed(options.seed)(settings(
+            max_examples=options.max, deadline=None, database=None, phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck))(test))
+    return wrap
+
+
+def scalar_fuzzer(report: Report, options: argparse.Namespace) -> Callable[[], None]:
+    @_hypothesis(options)
     @given(source=programs(), drawn=arguments())
     def fuzz(source: str, drawn: tuple) -> None:
         if report.out_of_time():
@@ -581,15 +653,20 @@ def main() -> None:
             args[where] = invalid
         calls = [tuple(args), (n, x, y) if invalid is None else (x, y, 2)]
         run_one(source, calls, report)
+    return fuzz
 
-    try:
-        fuzz()
-    except OutOfTime:
-        pass
-    elapsed = time.monotonic() - report.start
-    with open(options.report, "w") as out:
-        json.dump({"seed": options.seed, "tried": report.tried, "seconds": elapsed,
-                   "outcomes": report.outcomes, "failures": report.failures}, out, indent=1)
+
+def array_fuzzer(report: Report, options: argparse.Namespace) -> Callable[[], None]:
+    @_hypothesis(options)
+    @given(program=array_programs(), spec=array_arguments(), do_grad=st.booleans())
+    def fuzz(program: ArrayProgram, spec: Any, do_grad: bool) -> None:
+        if report.out_of_time():
+            raise OutOfTime
+        try:
+            run_array(program, spec, report, NAMESPACE, do_grad)
+        except TooSlow:
+            report.fail(program.source, (), "Python runs this program endlessly: a generator bug")
+    return fuzz
 
 
 if __name__ == "__main__":
