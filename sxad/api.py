@@ -116,6 +116,9 @@ def _direction(label: str, value: Any, like: Any, t: Type) -> Any:
     an array of ``like``'s shape (converted to its dtype) for an array."""
     if not is_array(t):
         return _real(label, value)
+    if np.iscomplexobj(value):
+        raise TypeError(f"{label} must be real (an array of shape {np.shape(like)}), got a "
+                        f"complex {type(value).__name__}")
     try:
         array = np.asarray(value, dtype=NUMPY_TYPE[t.dtype])
     except (TypeError, ValueError):
@@ -542,7 +545,8 @@ def _execute(fn: Callable, key: _Key, names: Sequence[str], args: Sequence[Any],
     values = compiled.convert(key.types, args)
     try:
         out = compiled.run(*values, *extra)
-        if out is NotImplemented:   # arguments the native entry does not take (a layout…)
+        declined = out is NotImplemented   # arguments the native entry does not take (a layout…)
+        if declined:
             out = _declined(key, args, extra)
         out = _results_of(program, out)
     except ValueError as err:
@@ -552,7 +556,7 @@ def _execute(fn: Callable, key: _Key, names: Sequence[str], args: Sequence[Any],
     if not program.mutated:
         return out
     n = len(out) - len(program.mutated)
-    if not compiled.writes_in_place:
+    if declined or not compiled.writes_in_place:   # generated Python returned new arrays
         flat = [a for _, a, _ in _flat(key.types, args)]
         for position, new in zip(program.mutated, out[n:]):
             np.copyto(flat[position], new)
