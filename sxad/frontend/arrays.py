@@ -236,8 +236,25 @@ class ArrayOps(Expressions):
             raise self.error(node, f"repeated axis in {axis!r}")
         return tuple(sorted(out))
 
-    def mark_view(self, v: Value, how: str) -> Value:
-        self.shared.views[v] = how
+    def mark_view(self, v: Value, how: str, exact: bool = True) -> Value:
+        """``v``, just made by the last op from the array in its first argument, is what numpy
+        gives as a view of that array. ``exact``: numpy always gives a view (not, as for a
+        reshape, a copy when the memory layout asks for one), so sxad can make it again after
+        an in-place update of the array (objects.py)."""
+        shared = self.shared
+        shared.views[v] = how
+        op = self.b.ops[-1]
+        assert any(r is v for r in op.results), "mark_view: not the last op's result"
+        base = op.args[0]
+        shared.maybe[v] = shared.sharing(base)
+        if not exact:
+            return v
+        prim, rest, attrs, hint = op.prim, op.args[1:], dict(op.attrs), v.hint
+
+        def make(array: Value) -> Value:
+            return self.b.emit(prim, array, *rest, hint=hint, **attrs)
+        root, inner = shared.derived.get(base, (base, None))
+        shared.derived[v] = (root, make if inner is None else lambda a: make(inner(a)))
         return v
 
     def copy(self, x: Value) -> Value:
@@ -261,7 +278,10 @@ class ArrayOps(Expressions):
             raise self.fail("reshaping a number is not supported")
         if not dims:
             raise self.fail("reshaping to a scalar (`()`) is not supported; index it: `x[0]`")
-        return self.mark_view(self.b.reshape(x, *dims), "a reshape")
+        # numpy copies instead where the layout asks for it: a view of a view, or an
+        # argument (its layout is the caller's); an array made here is C-contiguous
+        exact = x not in self.shared.views and self.shared.object_of(x) not in self.shared.inputs
+        return self.mark_view(self.b.reshape(x, *dims), "a reshape", exact)
 
     def full(self, value: Value, dims: Sequence[Value], dtype: ScalarType | None) -> Value:
         value = self.to_dtype(value, dtype) if dtype is not None else value
@@ -271,10 +291,17 @@ class ArrayOps(Expressions):
 
     # ----------------------------------------------------------------------- reductions
 
-    def reduce(self, prim: Prim, x: Value, axis: Any, keepdims: bool, node: ast.AST) -> Value:
+    def reduce(self, prim: Prim, x: Value, axis: Any, keepdims: bool, node: ast.AST,
+               strict: bool = False) -> Value:
+        """A reduction over ``axis``. Of a number, numpy takes no axis but ``None`` and ``()``;
+        except that ``np.sum``, ``max``, ``min``, ``prod``, ``any``, ``all`` (not ``strict``)
+        accept an int 0 or -1 too."""
         if not is_array(x.type):
-            if axis not in (None, 0, -1, ()):
-                raise self.error(node, f"axis {axis!r} is out of bounds for a number")
+            lenient = not strict and not isinstance(axis, (bool, np.bool_)) and axis in (0, -1)
+            if not (axis is None or axis == () or lenient):
+                raise self.error(node, f"axis {axis!r} is out of bounds: the value reduced "
+                                       f"here is a scalar ({x.type}), which has no axes "
+                                       f"(numpy raises AxisError)")
             return self.to_dtype(x, I64) if dtype_of(x.type) is BOOL and \
                 prim in (Prim.REDUCE_SUM, Prim.REDUCE_PROD) else x
         axes = self.axes(axis, x.type.rank, node)
@@ -289,7 +316,7 @@ class ArrayOps(Expressions):
 
     def mean(self, x: Value, axis: Any, keepdims: bool, node: ast.AST) -> Value:
         x = self.real(x)
-        total = self.reduce(Prim.REDUCE_SUM, x, axis, keepdims, node)
+        total = self.reduce(Prim.REDUCE_SUM, x, axis, keepdims, node, strict=True)
         if not is_array(x.type):
             return total
         n = self.count(x, self.axes(axis, x.type.rank, node))
@@ -306,8 +333,9 @@ class ArrayOps(Expressions):
         if ranks not in _MATMUL_RANKS:
             raise self.error(node, f"matmul of arrays of rank {ranks[0]} and {ranks[1]} is not "
                                    f"supported (vectors and matrices: ranks 1 and 2)")
-        a, c = self.numeric(a, c)
-        return self.b.matmul(a, c)
+        both_bool = dtype_of(a.type) is BOOL and dtype_of(c.type) is BOOL
+        y = self.b.matmul(*self.numeric(a, c))
+        return self.mask(y) if both_bool else y   # numpy: or of ands, a bool
 
     def dot(self, a: Value, c: Value, node: ast.AST) -> Value:
         if not (is_array(a.type) and is_array(c.type)):

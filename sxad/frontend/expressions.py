@@ -17,7 +17,7 @@ from . import library
 from .promotion import OPERATOR_TEXT as _OPERATOR_TEXT, Typing, join_types, merge_message
 from .scope import MISSING, Scope, describe, dotted, is_scalar
 from .source import Source
-from .state import Returns, Shared, State, Unbound
+from .state import Returns, Shared, Stale, State, Unbound
 
 Result = Union[Value, tuple]  # an expression gives a value, or a tuple of results
 
@@ -140,6 +140,8 @@ class Expressions(Typing):
         return self.python_value(self.lookup(node, name), node, name)
 
     def _unbound_message(self, name: str, bound: Unbound | None) -> str:
+        if isinstance(bound, Stale):
+            return bound.message
         if bound is not None and bound.where is not None:
             return (f"variable `{name}` is possibly unbound here: it is assigned at line "
                     f"{bound.where.line}, but not on every path that reaches this use")
@@ -308,7 +310,16 @@ class Expressions(Typing):
         view = next((self.shared.views[x] for x in (a, c) if x in self.shared.views), None)
         if view is not None:   # maybe a view: never updated in place
             self.shared.views[y] = view
+        self.may_share(y, a, c)
         return y
+
+    def may_share(self, y: Value, *sources: object) -> None:
+        """``y`` is one of ``sources`` (which one is known only at run time): it may share
+        memory with whatever they do."""
+        shares = frozenset().union(*(self.shared.sharing(x) for x in sources))
+        shares -= {self.shared.object_of(y)}
+        if shares:
+            self.shared.maybe[y] = shares
 
     # ----------------------------------------------------------------------- calls
 
@@ -418,7 +429,8 @@ class Expressions(Typing):
                 named = Value(value.type, name)
                 ops[k] = op.replace(results=tuple(named if r is value else r
                                                   for r in op.results))
-                for table in (self.shared.consts, self.shared.objects, self.shared.views):
+                for table in (self.shared.consts, self.shared.objects, self.shared.views,
+                              self.shared.derived, self.shared.maybe):
                     if value in table:
                         table[named] = table[value]
                 if value in self.shared.strong:

@@ -20,12 +20,12 @@ from ..prims import Emitter
 from .expressions import straight_line
 from .promotion import join_types, merge_message
 from .scope import assigned_names, has_break, has_return
-from .state import State, Unbound, flat_env, get_path, set_path
+from .state import Stale, State, Unbound, flat_env, get_path, set_path
 from .subscripts import DynamicTupleIndex
 from .statements import Statements
 
 _UNROLL = 256  # the most iterations a loop indexing a tuple is unrolled to
-_ATTEMPTS = 6  # widenings (at most two) plus discovering the return type
+_ATTEMPTS = 8  # widenings (at most two), the return type, arrays that may share memory
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,12 @@ class Plan:
     # (alias, name): the alias shares the name's slot, holding the same value before the loop
     # and after each iteration (``V = W`` updated in place, the hidden state of an argument)
     aliases: tuple[tuple[str, str], ...] = ()
+    # Carried arrays that are not the same array object on every trip (``h = x`` before the
+    # loop, ``h = f(h)`` in it): the objects from before the loop, and the other carried names,
+    # each may share memory with (objects.py)
+    loose: tuple[tuple[str, frozenset[Value], frozenset[str]], ...] = ()
+    # Names an in-place update in the body leaves unknown (from the second trip on, and after)
+    stale: tuple[tuple[str, Stale], ...] = ()
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -87,7 +93,7 @@ class Loops(Statements):
         return self.unroll(node, st, [self.const(k) for k in range(*bounds)])
 
     def range_loop(self, node: ast.For, st: State, lo: Value, hi: Value, step: Value,
-                   rows: Value | None = None) -> State:
+                   rows: str | None = None) -> State:
         """``for i in range(lo, hi, step)``; with ``rows``, ``for row in rows`` (the target is
         bound to ``rows[i]``)."""
         plan = self.plan(node, st, node.target.id)
@@ -101,22 +107,31 @@ class Loops(Statements):
             body = self.child([i, *params])
             entry = self.entry(st, plan, params, None)
             with self.into(body):
-                entry.bind(target, self.item(i, rows), self.src.loc(node.target))
+                entry.bind(target, self.item(i, rows, entry), self.src.loc(node.target))
                 end = self.stmts(node.body, entry)
             return Attempt(body, end, [])
 
         done, plan = self.settle(node, st, plan, attempt)
         with self.into(done.body):
-            yields = [self.convert(get_path(done.end.env, n), t)
-                      for n, t in zip(plan.names, plan.types)]
+            yields = [self.convert(v, t) if isinstance(v, Value) else self.zero_of(t)
+                      for v, t in ((get_path(done.end.env, n), t)   # stale: never read
+                                   for n, t in zip(plan.names, plan.types))]
         inits = [self.convert(get_path(st.env, n), t) for n, t in zip(plan.names, plan.types)]
         results = self.b.op(Prim.FOR, [lo, hi, step, *inits], plan.types,
                             regions=[done.body.finish(yields)],
                             hints=[_hint(n) for n in plan.names])
         return self.exit(node, st, plan, results, done.end)
 
-    def item(self, i: Value, rows: Value | None) -> Value:
-        return i if rows is None else self.b.index(rows, i, spec=("i",), hint="row")
+    def item(self, i: Value, rows: str | None, entry: State) -> Value:
+        """The loop index, or row ``i`` of the array iterated over (held by the hidden name
+        ``rows``, so that in-place updates in the body reach it): a view, as numpy's."""
+        if rows is None:
+            return i
+        array = entry.env[rows]
+        if isinstance(array, Stale):
+            raise self.fail(array.message)
+        row = self.b.index(array, i, spec=("i",), hint="row")
+        return self.mark_view(row, "a row of the array a `for` loop iterates over")
 
     def is_range(self, it: ast.expr) -> bool:
         return isinstance(it, ast.Call) and self.is_static(it.func) and \
@@ -131,8 +146,12 @@ class Loops(Statements):
             if not isinstance(node.target, ast.Name) or rows.array.type.rank == 0:
                 raise self.error(node.target, "a loop over an array needs a vector or more, "
                                               "and a single name as its target") from None
-            return self.range_loop(node, st, self.const(0), self.b.dim(rows.array, axis=0),
-                                   self.const(1), rows.array)
+            hidden = f"#rows{sum(name.startswith('#rows') for name in st.env)}"
+            st.env[hidden] = rows.array   # numpy reads each row when the loop gets to it
+            out = self.range_loop(node, st, self.const(0), self.b.dim(rows.array, axis=0),
+                                  self.const(1), hidden)
+            out.env.pop(hidden, None)
+            return out
         return self.unroll(node, st, items)
 
     def unroll(self, node: ast.For, st: State, items: list) -> State:
@@ -195,7 +214,7 @@ class Loops(Statements):
         return bounds[0], bounds[1], bounds[2]
 
     def for_as_while(self, node: ast.For, st: State, plan: Plan, lo: Value, hi: Value,
-                     step: Value, rows: Value | None = None) -> State:
+                     step: Value, rows: str | None = None) -> State:
         """``for i in range(lo, hi, step)`` that may stop early: a ``while`` over the index."""
         target = node.target.id
         index = "i" if rows is not None else target
@@ -212,7 +231,7 @@ class Loops(Statements):
 
         def body(entry: State, head: list[Value]) -> tuple[State, list[Value]]:
             (i,) = head
-            entry.bind(target, self.item(i, rows), self.src.loc(node.target))
+            entry.bind(target, self.item(i, rows, entry), self.src.loc(node.target))
             end = self.stmts(node.body, entry)
             return end, [self.b.add(i, step, hint=index)]
 
@@ -353,7 +372,8 @@ class Loops(Statements):
         for name, before in flat_env(st.env):
             after = get_path(end.env, name)
             if name in names or name in aliased or after is before or end.dead or \
-                    not isinstance(before, Value):
+                    not isinstance(before, Value) or \
+                    isinstance(end.env.get(name.split(".")[0]), Stale):
                 continue
             if not isinstance(after, Value):   # a tuple of another shape, or unbound
                 if "." in name or isinstance(after, tuple):
@@ -367,24 +387,69 @@ class Loops(Statements):
             names.append(name)
             types.append(before.type)
         returns = plan.returns and self.returns.types is not None  # None: every return folded
+        stale = {name: v for name, v in end.env.items() if isinstance(v, Stale) and
+                 isinstance(st.env.get(name), (Value, tuple))} if not end.dead else {}
+        stale.update(plan.stale)
         return replace(plan, names=tuple(names), types=tuple(types), returns=returns,
                        ret_types=tuple(self.returns.types) if returns else (),
-                       aliases=tuple(aliases))
+                       aliases=tuple(aliases), stale=tuple(sorted(stale.items())),
+                       loose=self.loose(plan, names, end, st))
+
+    def loose(self, plan: Plan, names: list[str], end: State,
+              st: State) -> tuple[tuple[str, frozenset[Value], frozenset[str]], ...]:
+        """The carried arrays that may hold another array object than before the loop after a
+        trip (or share memory with one), and what each may share memory with."""
+        shared = self.shared
+        outer = frozenset().union(*(shared.sharing(v) for _, v in flat_env(st.env)))
+        found = {name: (objs, others) for name, objs, others in plan.loose}
+        after = {n: shared.sharing(get_path(end.env, n)) for n in names} if not end.dead else {}
+        for name, objects in after.items():
+            before = get_path(st.env, name)
+            if not objects:
+                continue
+            mine = frozenset(shared.carried[o] for o in objects if o in shared.carried) - {name}
+            mine |= {other for other, theirs in after.items() if other != name and
+                     (objects & theirs) - outer}   # an array made in the body, held by both
+            exact = shared.object_of(get_path(end.env, name)) is shared.object_of(before) \
+                and objects & outer <= shared.sharing(before) and not mine
+            if exact and name not in found:
+                continue
+            objs, others = found.get(name, (frozenset(), frozenset()))
+            found[name] = (objs | (objects & outer) | shared.sharing(before), others | mine)
+        return tuple(sorted((n, objs, others) for n, (objs, others) in found.items()))
 
     def entry(self, st: State, plan: Plan, params: Sequence[Value],
               ret: tuple[Value, ...] | None) -> State:
         """The state at the top of the body (or condition): carried names are the params."""
         entry = State(dict(st.env), ret=ret, where=dict(st.where))
+        loose = {name: (objs, others) for name, objs, others in plan.loose}
         for name, p in zip(plan.names, params):
             before = get_path(st.env, name)
-            if is_array(p.type) and isinstance(before, Value):  # the same array object
-                self.shared.objects[p] = self.shared.object_of(before)
+            if is_array(p.type) and isinstance(before, Value):
+                if name in loose:   # an array object of its own, maybe sharing memory
+                    self.shared.carried[p] = name
+                else:               # the same array object
+                    self.shared.objects[p] = self.shared.object_of(before)
+                    if before in self.shared.maybe:
+                        self.shared.maybe[p] = self.shared.maybe[before]
                 if before in self.shared.views:
                     self.shared.views[p] = self.shared.views[before]
             set_path(entry.env, name, p)
+        self._share_loose(plan, dict(zip(plan.names, params)))
         for alias, name in plan.aliases:
             set_path(entry.env, alias, get_path(entry.env, name))
+        for name, stale in plan.stale:
+            set_path(entry.env, name, stale)
         return entry
+
+    def _share_loose(self, plan: Plan, values: dict[str, Value]) -> None:
+        """What each loose carried value (a param, or the loop's result) may share memory
+        with: the objects of ``plan.loose``, and the other carried values it names."""
+        for name, objs, others in plan.loose:
+            v = values.get(name)
+            if isinstance(v, Value):
+                self.shared.maybe[v] = objs | frozenset(
+                    self.shared.object_of(values[o]) for o in others if o in values)
 
     def carried_out(self, end: State, plan: Plan) -> list[Value]:
         """What the body yields after its head slots: flags, return value, variables."""
@@ -409,13 +474,20 @@ class Loops(Statements):
                 out.env[name] = Unbound(self.src.loc(first))
         if isinstance(node, ast.For) and node.target.id not in carried:
             out.env[node.target.id] = Unbound(self.src.loc(node.target))
+        loose = {name for name, _, _ in plan.loose}
         for name, value in zip(plan.names, results):
             set_path(out.env, name, value)
             obj = self._same_object(get_path(st.env, name), get_path(end.env, name))
-            if obj is not None:  # updated in place by the loop: still the same object
+            if obj is not None and name not in loose:  # updated in place: the same object
                 self.shared.objects[value] = obj
+            before = get_path(st.env, name)
+            if name not in loose and before in self.shared.maybe:
+                self.shared.maybe[value] = self.shared.maybe[before]
+        self._share_loose(plan, dict(zip(plan.names, results)))
         for alias, name in plan.aliases:
             set_path(out.env, alias, get_path(out.env, name))
+        for name, stale in plan.stale:
+            set_path(out.env, name, stale)
         return out
 
 

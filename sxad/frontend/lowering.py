@@ -183,6 +183,7 @@ def lower(fn: Any, arg_types: Sequence[Type]) -> Func:
                         f"but {len(arg_types)} argument types were given")
     params: list[Value] = []
     bound = {name: _parameter(src, name, t, params) for name, t in zip(names, arg_types)}
+    shared.inputs.update(params)
     builder = Emitter(params)
     lowerer = Lowerer(src, shared, builder, bound)
     shared.stack.append(src.fn.__code__)

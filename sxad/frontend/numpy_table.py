@@ -129,7 +129,8 @@ def _flatten(lw: "ArrayOps", a: "Args") -> Value:
 def _expand_dims(lw: "ArrayOps", a: "Args") -> Value:
     x, axis = a.value("a"), a.static("axis")
     n = len(axis) if isinstance(axis, tuple) else 1
-    return lw.b.expand_dims(x, axes=lw.axes(axis, rank_of(x.type) + n, a.where("axis")))
+    y = lw.b.expand_dims(x, axes=lw.axes(axis, rank_of(x.type) + n, a.where("axis")))
+    return lw.mark_view(y, "np.expand_dims") if is_array(x.type) else y
 
 
 def _squeeze(lw: "ArrayOps", a: "Args") -> Value:
@@ -137,7 +138,8 @@ def _squeeze(lw: "ArrayOps", a: "Args") -> Value:
     if axis is None:
         raise lw.error(a.node, "`squeeze` needs `axis=` in sxad (ranks are fixed when it "
                                "compiles, and which axes have length 1 is known only at run time)")
-    return lw.b.squeeze(x, axes=lw.axes(axis, x.type.rank, a.where("axis")))
+    return lw.mark_view(lw.b.squeeze(x, axes=lw.axes(axis, x.type.rank, a.where("axis"))),
+                        "np.squeeze")
 
 
 def _astype(lw: "ArrayOps", a: "Args") -> Value:
@@ -267,7 +269,7 @@ def _norm(lw: "ArrayOps", a: "Args") -> Value:
         raise lw.error(a.where("ord"), "`ord=` of `np.linalg.norm` is not supported")
     x = lw.real(a.value("a"))
     squares = lw.reduce(Prim.REDUCE_SUM, lw.b.mul(x, x), a.static("axis"),
-                        a.static("keepdims"), a.where("axis"))
+                        a.static("keepdims"), a.where("axis"), strict=True)
     return lw.b.sqrt(squares)
 
 

@@ -182,12 +182,14 @@ class Typing(ABC):
         return v if dtype_of(v.type).is_float else self.to_dtype(v, F64)
 
     def power(self, base: Value, exponent: Value) -> Value:
-        """``**``: ints stay ints only for a constant exponent ≥ 0 (or an int array exponent),
-        as Python's and numpy's result would."""
+        """``**``: ints stay ints for a constant exponent ≥ 0, and wherever numpy computes
+        (an array or a numpy scalar operand), which refuses negative exponents at run time
+        (the int ``pow`` raises); Python's ints give a float for an unknown exponent."""
+        numpy = any(is_array(v.type) or v in self.shared.strong for v in (base, exponent))
         base, exponent = self.numeric(base, exponent)
         if not dtype_of(base.type).is_float:
             k = self.known(exponent)
-            if not ((k is not None and k >= 0) or is_array(exponent.type)):
+            if not ((k is not None and k >= 0) or numpy):
                 base, exponent = self.numeric(base, exponent, real=True)
         return self.b.pow(base, exponent)
 

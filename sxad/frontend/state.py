@@ -4,9 +4,9 @@ from __future__ import annotations
 import ast
 import types
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Callable, Union
 
-from ..ir import Loc, Type, Value
+from ..ir import Loc, Type, Value, is_array
 from .source import Source, read_source
 
 # The ways control can leave a statement list early. ``continued`` and ``broke`` belong to the
@@ -22,6 +22,15 @@ class Unbound:
     """A variable that is not assigned on every path to here."""
 
     where: Loc | None  # an assignment that does not reach every path
+
+
+@dataclass(frozen=True)
+class Stale(Unbound):
+    """A variable whose array may have changed under it: it may share memory with an array
+    updated in place (on some paths only, or through a view sxad cannot re-derive), so its
+    value is unknown when sxad compiles. Reading it is an error; assigning it rebinds."""
+
+    message: str = ""
 
 
 # A variable holds a value, or a tuple of them (``params = (W, b)``, ``x.shape``), nested.
@@ -106,12 +115,27 @@ class Shared:
     # maps such a new value to the object's first value (absent: its own object).
     objects: dict[Value, Value] = field(default_factory=dict)
     views: dict[Value, str] = field(default_factory=dict)  # values numpy would give as views
+    # A view made by basic indexing, a transpose or a reshape: the array it views (its first
+    # state) and how to make it from a state of that array. An in-place update of the array
+    # makes the view again from the new state, as numpy's view would show the update.
+    derived: dict[Value, tuple[Value, Callable[[Value], Value]]] = field(default_factory=dict)
+    # The array objects a value may share memory with besides its own (a merge of ``x`` and a
+    # new array, a view of ``x``): an in-place update of one of them leaves it unknown (Stale).
+    maybe: dict[Value, frozenset[Value]] = field(default_factory=dict)
+    inputs: set[Value] = field(default_factory=set)  # the parameters of the lowered function
+    carried: dict[Value, str] = field(default_factory=dict)  # a loop param's object -> its name
     # Scalars numpy would hold as numpy scalars (``np.sum(x)``, ``np.exp(s)``, ``x[i]``): numpy
     # 2 types them strongly, unlike Python numbers (see promotion.py).
     strong: set[Value] = field(default_factory=set)
 
     def object_of(self, v: Value) -> Value:
         return self.objects.get(v, v)
+
+    def sharing(self, v: object) -> frozenset[Value]:
+        """The array objects ``v`` is, or may share memory with (none for a number)."""
+        if not isinstance(v, Value) or not is_array(v.type):
+            return frozenset()
+        return frozenset({self.object_of(v)}) | self.maybe.get(v, frozenset())
 
     def source(self, fn: types.FunctionType) -> Source:
         code = getattr(fn, "__code__", None)

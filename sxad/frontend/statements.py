@@ -20,7 +20,7 @@ from .expressions import Result
 from .objects import Objects
 from .promotion import join_types, merge_message
 from .scope import always_exits
-from .state import FLAGS, Bound, Flag, State, Unbound
+from .state import FLAGS, Bound, Flag, Stale, State, Unbound
 
 _UNSUPPORTED = {
     ast.With: "`with` statements are not supported",
@@ -114,9 +114,12 @@ class Statements(Objects):
         results = self.b.op(Prim.IF, [cond], slots.types,
                             regions=[tb.finish(slots.then), eb.finish(slots.other)],
                             hints=slots.hints)
-        for stores, obj, value in zip(slots.stores, slots.objects, results):
+        for stores, obj, shares, value in zip(slots.stores, slots.objects, slots.shares,
+                                              results):
             if obj is not None:
                 self.shared.objects[value] = obj
+            if shares - {self.shared.object_of(value)}:
+                self.shared.maybe[value] = shares - {self.shared.object_of(value)}
             for store in stores:
                 store(value)
         if isinstance(merged.ret, list):
@@ -131,9 +134,10 @@ class Statements(Objects):
             if a is c:
                 merged.env[name] = a
             elif not _bound_after(name, ts, es):
+                stale = next((x for x in (a, c) if isinstance(x, Stale)), None)
                 where = next((x.where for x in (a, c) if isinstance(x, Unbound) and x.where),
                              merged.where.get(name))
-                merged.env[name] = Unbound(where)
+                merged.env[name] = stale or Unbound(where)
             else:
                 live = [s.env.get(name) for s in _live(ts, es)]
                 self._merge_bound(name, a, c, live, (tb, eb), slots,
@@ -179,7 +183,13 @@ class Statements(Objects):
         if view is not None:   # still (maybe) a view: never updated in place
             store = _marking(store, self.shared.views, view)
         slots.add(name, t, self._fit(tb, a, t), self._fit(eb, c, t), store,
-                  self._same_object(a, c))
+                  self._same_object(a, c), self.shares(a, c, t))
+
+    def shares(self, a: object, c: object, t: Type) -> frozenset[Value]:
+        """The array objects a merge of ``a`` and ``c`` (as type ``t``) may share memory
+        with (a cast to another dtype is a new array)."""
+        return frozenset().union(*(self.shared.sharing(x) for x in (a, c)
+                                   if isinstance(x, Value) and x.type == t))
 
     def _same_object(self, a: object, c: object) -> Value | None:
         """The array object both branch values are states of (in-place updates), if one."""
@@ -226,7 +236,8 @@ class Statements(Objects):
                 parts[k] = same   # defined before the `if` (an argument's unchanged state)
                 continue
             slots.add("ret", t, self._fit(tb, a, t), self._fit(eb, c, t),
-                      lambda v, k=k: parts.__setitem__(k, v), self._same_object(a, c))
+                      lambda v, k=k: parts.__setitem__(k, v), self._same_object(a, c),
+                      self.shares(a, c, t))
         merged.ret = parts  # filled by the stores once the if op exists; a tuple after that
 
     def _fit(self, builder: Emitter, value: Value | Unbound | None, t: Type) -> Value:
@@ -273,7 +284,7 @@ class Statements(Objects):
         target = node.target
         if isinstance(target, ast.Subscript):
             self.update_subscript(target, lambda old: self.binary(
-                node.op, old(), self.value(node.value), node))
+                node.op, old(), self.value(node.value), node), augmented=True)
             return st
         if not isinstance(target, ast.Name):
             raise self.error(target, _target_message(target))
@@ -367,10 +378,12 @@ class _Slots:
         self.other: list[Value] = []
         self.stores: list[list[Callable[[Value], None]]] = []
         self.objects: list[Value | None] = []
+        self.shares: list[frozenset[Value]] = []
         self.seen: dict[tuple[int, int], int] = {}
 
     def add(self, hint: str, t: Type, then: Value, other: Value,
-            store: Callable[[Value], None], obj: Value | None = None) -> None:
+            store: Callable[[Value], None], obj: Value | None = None,
+            shares: frozenset[Value] = frozenset()) -> None:
         key = (id(then), id(other))
         if key in self.seen and self.types[self.seen[key]] == t:
             self.stores[self.seen[key]].append(store)
@@ -382,6 +395,7 @@ class _Slots:
         self.other.append(other)
         self.stores.append([store])
         self.objects.append(obj)
+        self.shares.append(shares)
 
 
 def _fold_rest(node: ast.If, rest: Sequence[ast.stmt]) -> ast.If | None:

@@ -147,7 +147,9 @@ class Subscripts(Expressions):
 
     # ----------------------------------------------------------------------- updates
 
-    def update_subscript(self, target: ast.Subscript, new: Callable[[Value], Value]) -> None:
+    def update_subscript(self, target: ast.Subscript, new: Callable[[Value], Value],
+                         augmented: bool = False) -> None:
+        """``x[i] = v`` (``augmented``: ``x[i] += v``, where ``new`` gets ``x[i]``)."""
         if self.is_static(target.value):
             raise self.error(target, f"assignment to a subscript of a Python object "
                                      f"(`{ast.unparse(target.value)}`) is not supported")
@@ -171,6 +173,8 @@ class Subscripts(Expressions):
             if rank_of(v.type) > region:
                 raise self.fail(f"cannot store a value of rank {rank_of(v.type)} into "
                                 f"`{ast.unparse(target)}`, which has rank {region}")
+            if augmented and region > 0:   # numpy: an in-place ufunc on the array `x[i]`
+                self.check_cast(v, dtype_of(x.type), ast.unparse(target))
             v = self.to_dtype(v, dtype_of(x.type))   # numpy casts what it stores
             if not index.spec:   # `x[:] = v`: all of x
                 y = self.b.broadcast_like(v, x)
