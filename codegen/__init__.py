@@ -9,6 +9,9 @@ Compiled object code is cached in memory and on disk (``codegen.cache``).
                  matmul lowerings (a table keyed by Prim)
     indexing.py  index, index_add, set_index, reshape, squeeze, full, arange
     fusion.py    elementwise ops fused into one loop per group
+    folding.py   an IRBuilder folding integer constants (shape code) as it emits
+    helpers.py   the runtime library: copies, reductions and the heap, compiled once per
+                 machine (cached on disk), loaded once per process, called by every kernel
     ownership.py which block frees which array buffer (moves and copies at block exits)
     regions.py   the values a region captures
     blas.py      matmul through numpy's OpenBLAS or a blocked LLVM kernel

@@ -9,25 +9,28 @@ its array argument (``transpose``, ``expand_dims``, ``broadcast_like`` of an arr
 buffer, other shape and strides, owning nothing. Who frees what is decided in ``kernel.py``
 (see ``codegen.kernel.Ownership``); this file only allocates.
 
-The heap: every buffer comes from ``sxad.acquire`` (malloc, or calloc for zeros), which also
-records it in a per-call registry; ``sxad.release`` frees one and forgets it. The kernel's exit
-block calls ``sxad.release_all``, so a fault anywhere (a shape mismatch deep in a loop) leaks
-nothing; array results are forgotten (``sxad.disown``) just before a successful return, as their
+The heap: every buffer comes from ``sxad.rt.allocate`` (malloc, or calloc for zeros; in the
+runtime library, ``codegen.helpers``), which also records it in a per-call registry;
+``sxad.rt.release`` frees one and forgets it. The kernel's exit block calls
+``sxad.rt.release_all``, so a fault anywhere (a shape mismatch deep in a loop) leaks
+nothing; array results are forgotten (``sxad.rt.disown``) just before a successful return, as their
 buffers then belong to the caller. The registry is a stack searched from the top: buffers are
 mostly freed in the reverse order of their allocation, so a release finds its buffer in a step
 or two.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, Callable, Protocol, Sequence
 
 from llvmlite import ir
 
-from sxad.ir import BOOL, F32, F64, I64, Op, Prim, ScalarType, Type, dtype_of, is_array, \
-    rank_of
+from sxad.ir import BOOL, F32, F64, I64, Block, Op, Prim, ScalarType, Type, dtype_of, \
+    is_array, rank_of
 
-from . import vmath
+from . import helpers, vmath
+from .folding import FoldingBuilder
+from .regions import free_values
 from .blas import emit_gemm
 from .faults import INFO_SLOTS, Fault, ShapeKind
 from .lowering import DOUBLE, FLOAT, INT1, INT64, LL_TYPE, LOWERING, CodegenError, \
@@ -47,6 +50,7 @@ def _i(value: int) -> ir.Constant:
 
 
 ZERO, ONE = _i(0), _i(1)
+NULL = ir.Constant(PTR, None)
 
 
 @dataclass
@@ -60,10 +64,18 @@ class ArrayVal:
     #: Axes known at compile time to have length 1 (after a keepdims reduction or an
     #: ``expand_dims``): loops read such an operand once per row instead of at each element.
     ones: frozenset[int] = frozenset()
+    #: Axes known at compile time to have stride 0 (a view broadcast along them: each of
+    #: ``broadcast_like``'s leading axes, and those where its operand has length 1).
+    repeated: frozenset[int] = frozenset()
 
     @property
     def rank(self) -> int:
         return len(self.shape)
+
+    def constant_rows(self) -> bool:
+        """Whether every row (along the last axis) holds one value, known at compile time:
+        loops then read it once per row."""
+        return self.rank == 0 or self.rank - 1 in self.ones or self.rank - 1 in self.repeated
 
 
 class Context(Protocol):
@@ -76,12 +88,15 @@ class Context(Protocol):
     module: ir.Module
     heap: ir.Value
     info: ir.Value
+    bounds_check: bool   # whether indices are checked (``indexing.bounds_checked``)
 
     def declare(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function: ...
 
     def fail_if(self, cond: ir.Value, fault: Fault) -> None: ...
 
     def fail_with(self, cond: ir.Value, fault: Fault, info: Sequence[ir.Value]) -> None: ...
+
+    def fail_code(self, code: ir.Value) -> None: ...
 
     def new_block(self, label: str) -> ir.Block: ...
 
@@ -121,20 +136,70 @@ HEAP_TYPE = ir.LiteralStructType([PTR, INT64, INT64])   # items, size, capacity
 HEAP_INITIAL = 16
 
 
+#: The heap's functions, defined once in the runtime library (``helpers``, module
+#: ``sxad.rt.heap``) and called by every kernel: name -> (return type, argument types).
+HEAP_FUNCTIONS: dict[str, tuple[ir.Type, list[ir.Type]]] = {
+    "acquire": (PTR, [PTR, INT64, INT1]),
+    "allocate": (PTR, [PTR, INT64, INT1, INT64, INT64, INT64, INT64]),
+    "release": (ir.VoidType(), [PTR, PTR]),
+    "disown": (ir.VoidType(), [PTR, PTR]),
+    "release_all": (ir.VoidType(), [PTR]),
+}
+HEAP_PREFIX = "sxad.rt."
+
+
 def heap_functions(module: ir.Module) -> dict[str, ir.Function]:
-    """``sxad.acquire``/``release``/``disown``/``release_all``, emitted once per module."""
-    if "sxad.acquire" in module.globals:
-        return {n: module.globals[f"sxad.{n}"] for n in ("acquire", "release", "disown",
-                                                        "release_all")}
+    """The heap's functions as declared in a kernel's ``module`` (a fresh buffer is
+    ``noalias``: loops writing it need no alias checks)."""
+    found = {}
+    for name, (ret, args) in HEAP_FUNCTIONS.items():
+        symbol = HEAP_PREFIX + name
+        fn = module.globals.get(symbol)
+        if fn is None:
+            fn = ir.Function(module, ir.FunctionType(ret, args), symbol)
+            fn.attributes.add("nounwind")
+            if ret == PTR:
+                fn.return_value.attributes.add("noalias")
+        found[name] = fn
+    return found
+
+
+def emit_heap_library(module: ir.Module) -> None:
+    """Define the heap's functions in ``module`` (the runtime library's ``sxad.rt.heap``)."""
     malloc = _declare(module, "malloc", PTR, [INT64])
     calloc = _declare(module, "calloc", PTR, [INT64, INT64])
     realloc = _declare(module, "realloc", PTR, [PTR, INT64])
     free = _declare(module, "free", ir.VoidType(), [PTR])
-    fns = {"acquire": _emit_acquire(module, malloc, calloc, realloc),
-           "release": _emit_remove(module, "release", free),
-           "disown": _emit_remove(module, "disown", None),
-           "release_all": _emit_release_all(module, free)}
-    return fns
+    acquire = _emit_acquire(module, malloc, calloc, realloc)
+    _emit_allocate(module, acquire)
+    _emit_remove(module, "release", free)
+    _emit_remove(module, "disown", None)
+    _emit_release_all(module, free)
+
+
+def _emit_allocate(module: ir.Module, acquire: ir.Function) -> ir.Function:
+    """``ptr allocate(heap, element size, zeroed, n0, n1, n2, n3)``: ``acquire`` of
+    ``size·n0·n1·n2·n3`` bytes; NULL when that product does not fit in 63 bits (broadcast views
+    can have any lengths: a wrapped, too small buffer must never be made) or memory is out."""
+    fn = _internal(module, HEAP_PREFIX + "allocate", *HEAP_FUNCTIONS["allocate"])
+    fn.return_value.attributes.add("noalias")
+    heap, size, zeroed, *shape = fn.args
+    entry, ok, fail = (fn.append_basic_block(n) for n in ("entry", "ok", "fail"))
+    b = ir.IRBuilder(entry)
+    multiply = _declare(module, "llvm.umul.with.overflow.i64",
+                        ir.LiteralStructType([INT64, INT1]), [INT64, INT64])
+    total: ir.Value = size
+    overflow: ir.Value = ir.Constant(INT1, 0)
+    for n in shape:
+        pair = b.call(multiply, [total, n])
+        total = b.extract_value(pair, 0)
+        overflow = b.or_(overflow, b.extract_value(pair, 1))
+    overflow = b.or_(overflow, b.icmp_signed("<", total, ZERO))
+    b.cbranch(overflow, fail, ok)
+    b.position_at_end(ok)
+    b.ret(b.call(acquire, [heap, total, zeroed]))
+    ir.IRBuilder(fail).ret(ir.Constant(PTR, None))
+    return fn
 
 
 def _declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
@@ -144,8 +209,8 @@ def _declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) ->
 
 
 def _internal(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+    """A function of the runtime library (exported: kernels call it by name)."""
     fn = ir.Function(module, ir.FunctionType(ret, args), name)
-    fn.linkage = "internal"
     fn.attributes.add("nounwind")
     return fn
 
@@ -157,7 +222,7 @@ def _heap_field(b: ir.IRBuilder, heap: ir.Value, k: int) -> ir.Value:
 def _emit_acquire(module: ir.Module, malloc: ir.Function, calloc: ir.Function,
                   realloc: ir.Function) -> ir.Function:
     """``ptr acquire(heap, bytes, zeroed)``: a new buffer recorded in the heap, or NULL."""
-    fn = _internal(module, "sxad.acquire", PTR, [PTR, INT64, INT1])
+    fn = _internal(module, HEAP_PREFIX + "acquire", *HEAP_FUNCTIONS["acquire"])
     fn.return_value.attributes.add("noalias")   # a fresh buffer: loops need no alias checks
     heap, nbytes, zeroed = fn.args
     entry, grow, record, fail = (fn.append_basic_block(n) for n in ("entry", "grow", "record",
@@ -205,7 +270,7 @@ def _emit_acquire(module: ir.Module, malloc: ir.Function, calloc: ir.Function,
 
 def _emit_remove(module: ir.Module, name: str, free: ir.Function | None) -> ir.Function:
     """``void release(heap, p)`` (forget and free ``p``) or ``disown`` (only forget it)."""
-    fn = _internal(module, f"sxad.{name}", ir.VoidType(), [PTR, PTR])
+    fn = _internal(module, HEAP_PREFIX + name, *HEAP_FUNCTIONS[name])
     heap, pointer = fn.args
     entry, head, body, found, done = (fn.append_basic_block(n) for n in (
         "entry", "head", "body", "found", "done"))
@@ -235,7 +300,7 @@ def _emit_remove(module: ir.Module, name: str, free: ir.Function | None) -> ir.F
 
 
 def _emit_release_all(module: ir.Module, free: ir.Function) -> ir.Function:
-    fn = _internal(module, "sxad.release_all", ir.VoidType(), [PTR])
+    fn = _internal(module, HEAP_PREFIX + "release_all", *HEAP_FUNCTIONS["release_all"])
     (heap,) = fn.args
     entry, head, body, done = (fn.append_basic_block(n) for n in ("entry", "head", "body",
                                                                   "done"))
@@ -259,31 +324,15 @@ def _emit_release_all(module: ir.Module, free: ir.Function) -> ir.Function:
 
 def allocate(cx: Context, dtype: ScalarType, shape: Sequence[ir.Value],
              zeroed: bool = False) -> ArrayVal:
-    """A fresh C-contiguous array of ``shape`` from the heap (zero-filled if ``zeroed``)."""
+    """A fresh C-contiguous array of ``shape`` from the heap (zero-filled if ``zeroed``); no
+    memory, or a size beyond 2⁶³ bytes, is ``Fault.NO_MEMORY``."""
     b = cx.b
     strides, count = contiguous_strides(b, shape)
-    acquire = heap_functions(cx.module)["acquire"]
-    nbytes = _checked_bytes(cx, shape, ELEM_SIZE[dtype])
-    data = b.call(acquire, [cx.heap, nbytes, ir.Constant(INT1, int(zeroed))], name="buffer")
+    data = b.call(heap_functions(cx.module)["allocate"],
+                  [cx.heap, _i(ELEM_SIZE[dtype]), ir.Constant(INT1, int(zeroed)),
+                   *helpers.pad(shape, ONE)], name="buffer")
     cx.fail_if(b.icmp_unsigned("==", data, ir.Constant(PTR, None)), Fault.NO_MEMORY)
     return ArrayVal(dtype, data, list(shape), strides)
-
-
-def _checked_bytes(cx: Context, shape: Sequence[ir.Value], size: int) -> ir.Value:
-    """``size·∏shape`` bytes; a product beyond 2⁶³ (broadcast views can have any lengths) is
-    ``Fault.NO_MEMORY`` rather than a wrapped, too small buffer."""
-    b = cx.b
-    multiply = cx.declare("llvm.umul.with.overflow.i64",
-                          ir.LiteralStructType([INT64, INT1]), [INT64, INT64])
-    total: ir.Value = _i(size)
-    overflow: ir.Value = ir.Constant(INT1, 0)
-    for n in shape:
-        pair = b.call(multiply, [total, n])
-        total = b.extract_value(pair, 0)
-        overflow = b.or_(overflow, b.extract_value(pair, 1))
-    overflow = b.or_(overflow, b.icmp_signed("<", total, ZERO))
-    cx.fail_if(overflow, Fault.NO_MEMORY)
-    return total
 
 
 def release(cx: Context, array: ArrayVal) -> None:
@@ -328,12 +377,15 @@ def store(b: ir.IRBuilder, dtype: Type, value: ir.Value, pointer: ir.Value) -> N
 
 def counted(cx: Context, n: ir.Value, init: Sequence[ir.Value],
             body: Callable[[ir.Value, list[ir.Value]], list[ir.Value]],
-            label: str = "i", vectorize: bool = True) -> list[ir.Value]:
+            label: str = "i", vectorize: bool = True, tuned: bool = False) -> list[ir.Value]:
     """``for i in range(n)`` carrying ``init`` through ``body(i, carried) -> next``; returns
-    the final carried values. Bottom-tested behind a guard: the shape LLVM vectorizes.
-    ``vectorize=False`` tells LLVM to leave the loop as it is (neither vectorized nor
-    unrolled): for the strided fallbacks of loops that have a contiguous fast path, whose
-    vectorized copies would cost compile time and gain little."""
+    the final carried values. Bottom-tested behind a guard: the shape LLVM vectorizes. No
+    array loop is unrolled (the vector loop's interleaving is unrolling enough; unrolled
+    remainders cost compile time and gain nothing on rows of tens to thousands of elements);
+    ``vectorize=False`` also keeps LLVM from vectorizing it: for strided loops, whose vector
+    versions would cost compile time and gain little. ``tuned``: four vector iterations at
+    once (interleaving: several accumulators, which a reduction's dependent chain of adds
+    needs), for the runtime library's reductions."""
     b = cx.b
     before = b.block
     loop, done = cx.new_block(f"{label}.loop"), cx.new_block(f"{label}.end")
@@ -345,8 +397,7 @@ def counted(cx: Context, n: ir.Value, init: Sequence[ir.Value],
     nxt = b.add(i, ONE)
     latch = b.block
     branch = b.cbranch(b.icmp_signed("<", nxt, n), loop, done)
-    if not vectorize:
-        branch.set_metadata("llvm.loop", _plain_loop(cx.module))
+    branch.set_metadata("llvm.loop", _loop_id(cx.module, vectorize, 4 if tuned else 0))
     i.add_incoming(ZERO, before)
     i.add_incoming(nxt, latch)
     b.position_at_end(done)
@@ -373,12 +424,18 @@ def nest(cx: Context, shape: Sequence[ir.Value], init: Sequence[ir.Value],
     return level(0, [], list(init))
 
 
-def _plain_loop(module: ir.Module) -> ir.MDValue:
-    """A fresh ``!llvm.loop`` node (self-referential, as LLVM wants) disabling vectorization
-    and unrolling."""
-    options = [module.add_metadata([ir.MetaDataString(module, name), ir.Constant(INT1, 0)])
-               for name in ("llvm.loop.vectorize.enable",)]
-    options.append(module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")]))
+def _loop_id(module: ir.Module, vectorize: bool, interleave: int = 0) -> ir.MDValue:
+    """A fresh ``!llvm.loop`` node (self-referential, as LLVM wants) disabling unrolling, and
+    vectorization unless ``vectorize``; ``interleave``: that many vector iterations at once
+    (several accumulators of a reduction), else LLVM's choice."""
+    options = [module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])]
+    if interleave:
+        options.append(module.add_metadata([ir.MetaDataString(module,
+                                                              "llvm.loop.interleave.count"),
+                                            ir.Constant(INT32, interleave)]))
+    if not vectorize:
+        options.append(module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.enable"),
+                                            ir.Constant(INT1, 0)]))
     node = ir.MDValue(module, options, name=str(len(module.metadata)))
     node.operands = (node, *options)
     return node
@@ -439,52 +496,81 @@ def all_contiguous(cx: Context, shape: Sequence[ir.Value],
     return ok
 
 
-def elementwise_loop(cx: Context, dtype: ScalarType, rank: int,
-                     operands: Sequence[ArrayVal | ir.Value],
-                     compute: Callable[[list[ir.Value]], ir.Value]) -> ArrayVal:
-    """A new array of the broadcast shape holding ``compute(elements)`` at every index; scalar
-    operands are passed as they are. Two versions, chosen at run time:
+Compute = Callable[["Context", list[ir.Value]], ir.Value]
 
-    rows     along the last axis every operand is contiguous, or statically of length 1
-             (``ArrayVal.ones``: a keepdims reduction, ``expand_dims``) and then read once per
-             row: softmax's ``x - max(x, axis=1, keepdims=True)``, a bias added to each row.
-             When every operand is C-contiguous and none is broadcast, the whole array is one
-             row. LLVM vectorizes the row loop.
-    strided  anything else: loops over every axis (vectorized only for vectors, to keep compile
-             time down: an unusual layout costs speed, not correctness)."""
+
+def elementwise_loop(cx: Context, dtype: ScalarType, rank: int,
+                     operands: Sequence[ArrayVal | ir.Value], compute: Compute,
+                     outline: bool = True) -> ArrayVal:
+    """A new array of the broadcast shape holding ``compute(cx, elements)`` at every index;
+    scalar operands are passed as they are. One loop nest, over rows: along the last axis every
+    operand is contiguous, or statically of length 1 (``ArrayVal.ones``: a keepdims reduction,
+    ``expand_dims``) and then read once per row — softmax's ``x - max(x, axis=1,
+    keepdims=True)``, a bias added to each row. When every operand is C-contiguous and none is
+    broadcast, the whole array is one row. LLVM vectorizes the row loop. An operand of any
+    other layout (a transposed or strided view, a broadcast along the last axis) is first
+    copied into a C-contiguous temporary of the broadcast shape by the runtime library's copy
+    (``helpers``): an unusual layout costs a copy, not a second version of the loop.
+
+    With ``outline`` (``compute`` cannot fault), the loop nest is a function of its own
+    (``RowLoop``), called here: the kernel around it then holds no loop of its own and may be
+    compiled without optimization (``kernel.straight_line``)."""
     b = cx.b
     shape, strides = broadcast(cx, operands, rank)
     out = allocate(cx, dtype, shape)
+    out.ones = _common_ones(operands, rank)
     arrays = [x for x in operands if isinstance(x, ArrayVal)]
-    hoisted = [x.rank == 0 or x.rank - 1 in x.ones for x in arrays]
-
-    def gather(load_one: Callable[[int, ArrayVal], ir.Value]) -> list[ir.Value]:
-        values, k = [], 0
-        for x in operands:
-            if isinstance(x, ArrayVal):
-                values.append(load_one(k, x))
-                k += 1
-            else:
-                values.append(x)
-        return values
-
-    general, done = cx.new_block("strided"), cx.new_block("elementwise.end")
+    hoisted = [x.constant_rows() for x in arrays]
     if rank == 0:
-        b.branch(general)
+        values = _gather(operands, lambda k, x: load(b, x.dtype, x.data))
+        store(b, dtype, compute(cx, values), out.data)
+        return out
+    arrays, strides, scratch = _rows_ready(cx, shape, arrays, strides, hoisted)
+    outer, inner = list(shape[:-1]), shape[-1]
+    if rank >= 2 and not any(hoisted):    # all C-contiguous: the whole array is one row
+        flat = all_contiguous(cx, shape, strides)
+        outer = [b.select(flat, ONE, n) for n in outer]
+        inner = b.select(flat, contiguous_strides(b, shape)[1], inner)
+    loop = RowLoop(dtype, operands, arrays, strides, hoisted, out, outer, inner, compute)
+    if outline:
+        loop.call(cx)
     else:
-        inner_ok: ir.Value = b.icmp_signed("==", shape[-1], ONE)   # one column: any strides
-        contiguous: ir.Value = ir.Constant(INT1, 1)
-        for k, x in enumerate(arrays):
-            if not hoisted[k]:
-                contiguous = b.and_(contiguous, b.icmp_signed("==", strides[k][-1], ONE))
-        outer, inner = list(shape[:-1]), shape[-1]
-        if rank >= 2 and not any(hoisted):    # all C-contiguous: the whole array is one row
-            flat = all_contiguous(cx, shape, strides)
-            outer = [b.select(flat, ONE, n) for n in outer]
-            inner = b.select(flat, contiguous_strides(b, shape)[1], inner)
-        rows_body = cx.new_block("rows.body")
-        b.cbranch(b.or_(inner_ok, contiguous), rows_body, general)
-        b.position_at_end(rows_body)
+        loop.emit(cx)
+    for buffer in scratch:
+        release_if_any(cx, buffer)
+    return out
+
+
+def _gather(operands: Sequence[ArrayVal | ir.Value],
+            load_one: Callable[[int, ArrayVal], ir.Value]) -> list[ir.Value]:
+    """The elements of ``operands`` (arrays through ``load_one(k, x)``, scalars as they are)."""
+    values, k = [], 0
+    for x in operands:
+        if isinstance(x, ArrayVal):
+            values.append(load_one(k, x))
+            k += 1
+        else:
+            values.append(x)
+    return values
+
+
+@dataclass
+class RowLoop:
+    """The loop nest of ``elementwise_loop``: ``out[start + i] = compute(operands at start + i)``
+    for every row ``start`` of ``outer`` and every ``i < inner``."""
+
+    dtype: ScalarType
+    operands: Sequence[ArrayVal | ir.Value]
+    arrays: list[ArrayVal]
+    strides: list[list[ir.Value]]
+    hoisted: list[bool]
+    out: ArrayVal
+    outer: list[ir.Value]
+    inner: ir.Value
+    compute: Compute
+
+    def emit(self, cx: Context) -> None:
+        b, arrays, strides, hoisted = cx.b, self.arrays, self.strides, self.hoisted
 
         def row(index: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
             start = [*index, ZERO]
@@ -492,30 +578,150 @@ def elementwise_loop(cx: Context, dtype: ScalarType, rank: int,
                      for k, x in enumerate(arrays) if hoisted[k]}
             bases = {k: element_pointer(b, x, start, strides[k])
                      for k, x in enumerate(arrays) if not hoisted[k]}
-            target = element_pointer(b, out, start)
+            target = element_pointer(b, self.out, start)
 
             def body(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-                values = gather(lambda k, x: fixed[k] if hoisted[k] else load(
+                values = _gather(self.operands, lambda k, x: fixed[k] if hoisted[k] else load(
                     b, x.dtype, b.gep(bases[k], [i], source_etype=MEM_TYPE[x.dtype])))
-                store(b, dtype, compute(values),
-                      b.gep(target, [i], source_etype=MEM_TYPE[dtype]))
+                store(b, self.dtype, self.compute(cx, values),
+                      b.gep(target, [i], source_etype=MEM_TYPE[self.dtype]))
                 return []
-            counted(cx, inner, [], body, label="e")
+            counted(cx, self.inner, [], body, label="e")
             return []
-        nest(cx, outer, [], row)
-        b.branch(done)
-    b.position_at_end(general)
+        nest(cx, self.outer, [], row)
 
-    def strided_body(index: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
-        values = gather(lambda k, x: load(b, x.dtype, element_pointer(b, x, index, strides[k])))
-        store(b, dtype, compute(values), element_pointer(b, out, index))
-        return []
-    nest(cx, shape, [], strided_body, vectorize=rank <= 1)
-    b.branch(done)
-    b.position_at_end(done)
-    out.ones = _common_ones(operands, rank)
-    return out
+    def call(self, cx: Context) -> None:
+        """The nest as a function of its own (``outline``), called here."""
+        outline(cx, self, lambda lcx, loop: loop.emit(lcx), noalias=(self.out.data,))
 
+
+def map_values(obj: object, f: Callable[[ir.Value], ir.Value]) -> object:
+    """``obj`` (LLVM values in lists, tuples, dicts, ``ArrayVal``s and dataclasses) with every
+    LLVM value ``v`` replaced by ``f(v)``; anything else is kept."""
+    if isinstance(obj, ir.Value):
+        return f(obj)
+    if isinstance(obj, ArrayVal):
+        return replace(obj, data=f(obj.data), shape=[f(n) for n in obj.shape],
+                       strides=[f(s) for s in obj.strides])
+    if isinstance(obj, list):
+        return [map_values(v, f) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(map_values(v, f) for v in obj)
+    if isinstance(obj, dict):
+        return {k: map_values(v, f) for k, v in obj.items()}
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return replace(obj, **{fl.name: map_values(getattr(obj, fl.name), f)
+                               for fl in fields(obj)})
+    return obj
+
+
+def outline(cx: Context, captured: object, emit: Callable[["Context", Any], None],
+            can_fail: bool = False, noalias: Sequence[ir.Value] = ()) -> None:
+    """Emit ``emit(lcx, captured')`` into a new internal function and call it here: a loop
+    nest of its own, optimized even when the kernel is not (``kernel.straight_line``).
+    ``captured`` holds every LLVM value of the kernel the body reads (anything else it uses
+    must be a constant); each becomes an argument (``noalias`` ones marked so: fresh buffers,
+    which loops then need not check against the others). With ``can_fail`` the function
+    returns a fault code (0: none) and fills the kernel's fault info; the kernel leaves with
+    the code."""
+    inputs: list[ir.Value] = []
+    slot: dict[int, int] = {}
+
+    def collect(value: ir.Value) -> ir.Value:
+        if not isinstance(value, ir.Constant) and id(value) not in slot:
+            slot[id(value)] = len(inputs)
+            inputs.append(value)
+        return value
+    map_values(captured, collect)
+    types = [v.type for v in inputs] + ([PTR] if can_fail else [])
+    fn = ir.Function(cx.module, ir.FunctionType(INT32 if can_fail else ir.VoidType(), types),
+                     cx.module.get_unique_name("sxad.loop"))
+    fn.linkage = "internal"
+    for attribute in ("nounwind", "noinline"):
+        fn.attributes.add(attribute)
+    for value in noalias:
+        fn.args[slot[id(value)]].add_attribute("noalias")
+    inner = _LoopContext(cx.module, fn, fn.args[-1] if can_fail else None,
+                         getattr(cx, "bounds_check", True))
+    emit(inner, map_values(captured, lambda v: v if isinstance(v, ir.Constant)
+                           else fn.args[slot[id(v)]]))
+    if can_fail:
+        inner.b.ret(ir.Constant(INT32, 0))
+        code = cx.b.call(fn, [*inputs, cx.info])
+        cx.fail_code(code)
+    else:
+        inner.b.ret_void()
+        cx.b.call(fn, inputs)
+
+
+class _LoopContext:
+    """The context of an outlined loop (``RowLoop.call``, ``outline``): a builder in its
+    function; a fault returns its code (after writing ``info``), when the function may fail."""
+
+    def __init__(self, module: ir.Module, fn: ir.Function, info: ir.Value | None = None,
+                 bounds_check: bool = True) -> None:
+        self.module, self.fn, self.info, self.bounds_check = module, fn, info, bounds_check
+        self.b = FoldingBuilder(fn.append_basic_block("entry"))
+
+    def declare(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+        existing = self.module.globals.get(name)
+        return existing if existing is not None else ir.Function(
+            self.module, ir.FunctionType(ret, args), name)
+
+    def new_block(self, label: str) -> ir.Block:
+        return self.fn.append_basic_block(label)
+
+    def fail_if(self, cond: ir.Value, fault: Fault) -> None:
+        self.fail_with(cond, fault, [])
+
+    def fail_with(self, cond: ir.Value, fault: Fault, info: Sequence[ir.Value]) -> None:
+        if self.info is None:
+            raise CodegenError("this outlined loop cannot fault")   # a bug of its caller
+        failing, ok = self.new_block(f"fail.{fault.name.lower()}"), self.new_block("ok")
+        self.b.cbranch(cond, failing, ok)
+        tail = ir.IRBuilder(failing)
+        for k, value in enumerate(info[:INFO_SLOTS]):
+            tail.store(value, tail.gep(self.info, [_i(k)], source_etype=INT64))
+        tail.ret(ir.Constant(INT32, int(fault)))
+        self.b.position_at_end(ok)
+
+
+def _rows_ready(cx: Context, shape: list[ir.Value], arrays: list[ArrayVal],
+                strides: list[list[ir.Value]], hoisted: list[bool]
+                ) -> tuple[list[ArrayVal], list[list[ir.Value]], list[ir.Value]]:
+    """The operands as the row loop reads them: each one hoisted or contiguous along the last
+    axis (or all rows of one element) as it is; any other (rarely) copied into a C-contiguous
+    temporary of the broadcast shape. Returns the operands, their strides over ``shape`` and
+    the temporaries to release (NULL where none was made)."""
+    b = cx.b
+    ok: ir.Value = b.icmp_signed("==", shape[-1], ONE)   # one column: any strides
+    weights = cx.module.add_metadata([ir.MetaDataString(cx.module, "branch_weights"),
+                                      ir.Constant(INT32, 1), ir.Constant(INT32, 1 << 20)])
+    arrays, strides, scratch = list(arrays), [list(s) for s in strides], []
+    for k, x in enumerate(arrays):
+        if hoisted[k]:
+            continue
+        needed = b.and_(b.not_(ok), b.icmp_signed("!=", strides[k][-1], ONE))
+        here = b.block
+        copying, ready = cx.new_block("operand.copy"), cx.new_block("operand.ready")
+        b.cbranch(needed, copying, ready).set_metadata("prof", weights)
+        b.position_at_end(copying)
+        temp = allocate(cx, x.dtype, shape)
+        copy_elements(cx, shape, x, strides[k], temp.data, temp.strides)
+        copied = b.block
+        b.branch(ready)
+        b.position_at_end(ready)
+        data = b.phi(PTR, "operand")
+        merged = [b.phi(INT64) for _ in strides[k]]
+        made = b.phi(PTR, "scratch")
+        for phi, mine, theirs in zip([data, *merged, made], [x.data, *strides[k], NULL],
+                                     [temp.data, *temp.strides, temp.data]):
+            phi.add_incoming(mine, here)
+            phi.add_incoming(theirs, copied)
+        arrays[k] = ArrayVal(x.dtype, data, list(x.shape), x.strides, x.ones)
+        strides[k] = merged
+        scratch.append(made)
+    return arrays, strides, scratch
 
 def _common_ones(operands: Sequence[ArrayVal | ir.Value], rank: int) -> frozenset[int]:
     """The result axes of length 1 in every operand that has them (so in the result)."""
@@ -532,18 +738,36 @@ def write_into(cx: Context, target: ArrayVal, value: ArrayVal) -> None:
     for n, m in zip(target.shape, value.shape):
         bad = b.or_(bad, b.icmp_signed("!=", n, m))
     cx.fail_with(bad, Fault.SHAPE, shape_info(ShapeKind.BROADCAST_TO, [value, target]))
-
-    def body(index: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
-        store(b, target.dtype, load(b, value.dtype, element_pointer(b, value, index)),
-              element_pointer(b, target, index))
-        return []
-    nest(cx, target.shape, [], body)
+    copy_elements(cx, target.shape, value, value.strides, target.data, target.strides)
 
 
 def copy(cx: Context, array: ArrayVal) -> ArrayVal:
     """A fresh C-contiguous copy (what escapes a block when the value is not the block's to
     give away)."""
-    return elementwise_loop(cx, array.dtype, array.rank, [array], lambda xs: xs[0])
+    out = allocate(cx, array.dtype, array.shape)
+    out.ones = array.ones
+    copy_elements(cx, array.shape, array, array.strides, out.data, out.strides)
+    return out
+
+
+def copy_elements(cx: Context, shape: Sequence[ir.Value], source: ArrayVal,
+                  source_strides: Sequence[ir.Value], target: ir.Value,
+                  target_strides: Sequence[ir.Value]) -> None:
+    """``target[i] = source[i]`` for every index of ``shape`` (strides in elements; the two
+    buffers do not overlap): a call of the runtime library's copy."""
+    helpers.call(cx, helpers.copy_name(ELEM_SIZE[source.dtype]), [
+        *helpers.pad(shape, ONE), source.data, *helpers.pad(source_strides, ZERO), target,
+        *helpers.pad(target_strides, ZERO)])
+
+
+def reduce_into(cx: Context, prim: Prim, x: ArrayVal, target: ir.Value,
+                target_strides: Sequence[ir.Value], fill: ir.Value) -> None:
+    """``target[0:fill] = identity``, then ``target[t·i] ⊕= x[i]`` for every index ``i`` of
+    ``x`` (``t``: ``target_strides``, 0 along the axes reduced away): the runtime library's
+    reduction."""
+    helpers.call(cx, helpers.reduce_name(prim, x.dtype), [
+        *helpers.pad(x.shape, ONE), x.data, *helpers.pad(x.strides, ZERO), target,
+        *helpers.pad(target_strides, ZERO), fill])
 
 
 # --------------------------------------------------------------------------- the lowerings
@@ -556,7 +780,8 @@ def lower_elementwise(cx: Context, op: Op, xs: list[Value]) -> Value:
     """Any scalar primitive on arrays: one loop applying its scalar lowering."""
     result = op.result.type
     return elementwise_loop(cx, dtype_of(result), rank_of(result), xs,
-                            lambda values: lower_in_loop(cx, op, values))
+                            lambda lcx, values: lower_in_loop(lcx, op, values),
+                            outline=not may_fault([op]))
 
 
 def lower_group(cx: Context, ops: Sequence[Op]) -> ArrayVal:
@@ -570,13 +795,20 @@ def lower_group(cx: Context, ops: Sequence[Op]) -> ArrayVal:
                 inputs.append(a)
     operands = [cx.values[a] for a in inputs]
 
-    def compute(values: list[ir.Value]) -> ir.Value:
+    def compute(lcx: Context, values: list[ir.Value]) -> ir.Value:
         env = dict(zip(inputs, values))
         for op in ops:
-            env[op.result] = lower_in_loop(cx, op, [env[a] for a in op.args])
+            env[op.result] = lower_in_loop(lcx, op, [env[a] for a in op.args])
         return env[ops[-1].result]
     result = ops[-1].result.type
-    return elementwise_loop(cx, dtype_of(result), rank_of(result), operands, compute)
+    return elementwise_loop(cx, dtype_of(result), rank_of(result), operands, compute,
+                            outline=not may_fault(ops))
+
+
+def may_fault(ops: Sequence[Op]) -> bool:
+    """Whether the scalar lowering of one of ``ops`` can fail (integer power: a negative
+    exponent is numpy's ValueError)."""
+    return any(op.prim is Prim.POW and dtype_of(op.args[1].type) is I64 for op in ops)
 
 
 def lower_in_loop(cx: Context, op: Op, values: list[ir.Value]) -> ir.Value:
@@ -603,7 +835,8 @@ def _transpose(cx: Context, op: Op, xs: list[Value]) -> Value:
     perm = op.attr("perm")
     perm = tuple(reversed(range(x.rank))) if perm is None else perm
     return ArrayVal(x.dtype, x.data, [x.shape[k] for k in perm], [x.strides[k] for k in perm],
-                    frozenset(k for k, p in enumerate(perm) if p in x.ones))
+                    frozenset(k for k, p in enumerate(perm) if p in x.ones),
+                    frozenset(k for k, p in enumerate(perm) if p in x.repeated))
 
 
 def _expand_dims(cx: Context, op: Op, xs: list[Value]) -> Value:
@@ -636,7 +869,7 @@ def _broadcast_like(cx: Context, op: Op, xs: list[Value]) -> Value:
     x, like = xs
     rank = like.rank
     if not isinstance(x, ArrayVal):
-        return elementwise_loop(cx, x_type(op), rank, [x, like], lambda v: v[0])
+        return elementwise_loop(cx, x_type(op), rank, [x, like], lambda lcx, v: v[0])
     b = cx.b
     lead = rank - x.rank
     bad: ir.Value = ir.Constant(INT1, 0)
@@ -646,7 +879,8 @@ def _broadcast_like(cx: Context, op: Op, xs: list[Value]) -> Value:
         bad = b.or_(bad, b.and_(b.not_(a_is_one), b.icmp_signed("!=", a, n)))
         strides.append(b.select(a_is_one, ZERO, s))
     cx.fail_with(bad, Fault.SHAPE, shape_info(ShapeKind.BROADCAST_TO, [x, like]))
-    return ArrayVal(x.dtype, x.data, list(like.shape), strides, like.ones)
+    repeated = frozenset(range(lead)) | frozenset(lead + j for j in x.ones)
+    return ArrayVal(x.dtype, x.data, list(like.shape), strides, like.ones, repeated)
 
 
 def _unbroadcast(cx: Context, op: Op, xs: list[Value]) -> Value:
@@ -668,78 +902,8 @@ def _unbroadcast(cx: Context, op: Op, xs: list[Value]) -> Value:
     out.ones = like.ones
     target = [ZERO] * lead + [b.select(b.icmp_signed("==", n, ONE), ZERO, s)
                               for n, s in zip(like.shape, out.strides)]
-    # along the last axis ct's elements either go to distinct elements of out (kept) or all to
-    # one (summed: like's last length is 1): two vectorizable row loops, chosen at run time
-    summed = b.icmp_signed("==", target[-1], ZERO)
-    keep_rows, sum_rows, done = (cx.new_block(n) for n in ("unbroadcast.keep",
-                                                          "unbroadcast.sum", "unbroadcast.end"))
-    b.cbranch(summed, sum_rows, keep_rows)
-    b.position_at_end(keep_rows)
-    accumulate(cx, Prim.REDUCE_SUM, ct, out, target)
-    b.branch(done)
-    b.position_at_end(sum_rows)
-
-    def row(index: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
-        start = [*index, ZERO]
-        total = _row_total(cx, Prim.REDUCE_SUM, ct, start)
-        where = element_pointer(b, out, start, target)
-        store(b, dtype, _combine(cx, Prim.REDUCE_SUM, load(b, dtype, where), total), where)
-        return []
-    nest(cx, ct.shape[:-1], [], row)
-    b.branch(done)
-    b.position_at_end(done)
+    reduce_into(cx, Prim.REDUCE_SUM, ct, out.data, target, ZERO)
     return out
-
-
-def _row_total(cx: Context, prim: Prim, x: ArrayVal, start: list[ir.Value]) -> ir.Value:
-    """The reduction of ``x`` along its last axis from index ``start`` (the row's first)."""
-    b = cx.b
-    base = element_pointer(b, x, start)
-    stride = x.strides[-1]
-
-    def body(j: ir.Value, carried: list[ir.Value]) -> list[ir.Value]:
-        at = b.gep(base, [b.mul(j, stride)], source_etype=MEM_TYPE[x.dtype])
-        return [_combine(cx, prim, carried[0], load(b, x.dtype, at))]
-    return counted(cx, x.shape[-1], [_identity(prim, x.dtype)], body, label="r")[0]
-
-
-def accumulate(cx: Context, prim: Prim, x: ArrayVal, out: ArrayVal,
-               target: Sequence[ir.Value]) -> None:
-    """``out[map(i)] = combine(out[map(i)], x[i])`` for every index ``i`` of ``x``, where
-    ``target`` are out's strides over x's axes (0 along the axes summed away). Row by row: when
-    x's and out's last strides are 1, the row loop is a plain vectorizable ``out_row ⊕= x_row``;
-    otherwise a loop over every axis."""
-    b = cx.b
-    fast, slow, done = (cx.new_block(n) for n in ("rows.unit", "rows.strided", "rows.end"))
-    unit = b.and_(b.icmp_signed("==", x.strides[-1], ONE), b.icmp_signed("==", target[-1], ONE))
-    b.cbranch(b.or_(unit, b.icmp_signed("==", x.shape[-1], ONE)), fast, slow)
-    b.position_at_end(fast)
-    etype = MEM_TYPE[x.dtype]
-
-    def row(index: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
-        start = [*index, ZERO]
-        source = element_pointer(b, x, start)
-        sink = element_pointer(b, out, start, target)
-
-        def body(j: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-            at = b.gep(sink, [j], source_etype=etype)
-            value = load(b, x.dtype, b.gep(source, [j], source_etype=etype))
-            store(b, x.dtype, _combine(cx, prim, load(b, x.dtype, at), value), at)
-            return []
-        counted(cx, x.shape[-1], [], body, label="a")
-        return []
-    nest(cx, x.shape[:-1], [], row)
-    b.branch(done)
-    b.position_at_end(slow)
-
-    def each(index: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
-        at = element_pointer(b, out, index, target)
-        value = load(b, x.dtype, element_pointer(b, x, index))
-        store(b, x.dtype, _combine(cx, prim, load(b, x.dtype, at), value), at)
-        return []
-    nest(cx, x.shape, [], each, vectorize=False)
-    b.branch(done)
-    b.position_at_end(done)
 
 
 # reductions
@@ -786,27 +950,20 @@ def _check_not_empty(cx: Context, prim: Prim, dims: Sequence[ir.Value]) -> None:
     cx.fail_with(empty, Fault.EMPTY_REDUCTION, [_i(int(prim is Prim.REDUCE_MIN))])
 
 
-def _fill(cx: Context, out: ArrayVal, value: ir.Value) -> None:
-    """Every element of the fresh (contiguous) ``out`` set to ``value``."""
-    b = cx.b
-
-    def body(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-        store(b, out.dtype, value, b.gep(out.data, [i], source_etype=MEM_TYPE[out.dtype]))
-        return []
-    counted(cx, contiguous_strides(b, out.shape)[1], [], body, label="fill")
-
-
 def _reduce_all(cx: Context, x: ArrayVal, prim: Prim) -> ir.Value:
+    """The reduction of every element, through one element of scratch memory."""
     _check_not_empty(cx, prim, x.shape)
     b = cx.b
-
-    def body(index: list[ir.Value], carried: list[ir.Value]) -> list[ir.Value]:
-        return [_combine(cx, prim, carried[0], load(b, x.dtype, element_pointer(b, x, index)))]
-    return nest(cx, x.shape, [_identity(prim, x.dtype)], body)[0]
+    with b.goto_entry_block():
+        total = b.alloca(MEM_TYPE[x.dtype], name="total")
+        total.type = PTR
+    reduce_into(cx, prim, x, total, [ZERO] * x.rank, ONE)
+    return load(b, x.dtype, total)
 
 
 def _reduce(cx: Context, op: Op, xs: list[Value]) -> Value:
-    """The kept axes outside, the reduced ones inside with the accumulator in a register."""
+    """A fresh result filled with the identity, every element of ``x`` combined into the
+    element its kept axes select (the runtime library's reduction)."""
     (x,) = xs
     b, prim = cx.b, op.prim
     axes = op.attr("axes")
@@ -823,27 +980,10 @@ def _reduce(cx: Context, op: Op, xs: list[Value]) -> Value:
         j for j, k in enumerate(kept) if k in x.ones)
     out_strides = [s for k, s in zip(range(x.rank), out.strides) if k not in axes] \
         if keepdims else out.strides
-    if x.rank - 1 not in axes:   # the last axis kept: add whole rows of x into rows of out
-        target, kept_strides = [], iter(out_strides)
-        for k in range(x.rank):
-            target.append(ZERO if k in axes else next(kept_strides))
-        _fill(cx, out, _identity(prim, x.dtype))
-        accumulate(cx, prim, x, out, target)
-        return out
-
-    def outer(kept_index: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
-        def inner(reduced_index: list[ir.Value], carried: list[ir.Value]) -> list[ir.Value]:
-            full = [ZERO] * x.rank
-            for k, i in zip(kept, kept_index):
-                full[k] = i
-            for k, i in zip(axes, reduced_index):
-                full[k] = i
-            value = load(b, x.dtype, element_pointer(b, x, full))
-            return [_combine(cx, prim, carried[0], value)]
-        (total,) = nest(cx, [x.shape[k] for k in axes], [_identity(prim, x.dtype)], inner)
-        store(b, x.dtype, total, element_pointer(b, out, kept_index, out_strides))
-        return []
-    nest(cx, [x.shape[k] for k in kept], [], outer)
+    target, kept_strides = [], iter(out_strides)
+    for k in range(x.rank):
+        target.append(ZERO if k in axes else next(kept_strides))
+    reduce_into(cx, prim, x, out.data, target, contiguous_strides(b, out.shape)[1])
     return out
 
 
@@ -886,6 +1026,11 @@ def _loop_gemm(cx: Context, dtype: ScalarType, trans_a: ir.Value, trans_b: ir.Va
         counted(cx, n, [], column, label="j")
         return []
     nest(cx, [m, k], [], row)
+
+
+def _int_gemm(cx: Context, dtype: ScalarType, *args: ir.Value) -> None:
+    """``_loop_gemm`` as a loop function of its own (``outline``)."""
+    outline(cx, list(args), lambda lcx, mapped: _loop_gemm(lcx, dtype, *mapped))
 
 
 _float_gemm = emit_gemm   # numpy's OpenBLAS, or codegen/blas.py's blocked LLVM kernel
@@ -947,13 +1092,22 @@ def _matmul(cx: Context, op: Op, xs: list[Value]) -> Value:
     n = c.shape[1] if c.rank == 2 else ONE
     dims = ([m] if a.rank == 2 else []) + ([n] if c.rank == 2 else [])
     dtype = a.dtype
-    gemm = _loop_gemm if dtype is I64 else _float_gemm
+    gemm = _int_gemm if dtype is I64 else _float_gemm
     one, zero = _identity(Prim.REDUCE_PROD, dtype), _identity(Prim.REDUCE_SUM, dtype)
     if not dims:   # vector · vector: a scalar, through one element of scratch memory
         with b.goto_entry_block():
             target = b.alloca(MEM_TYPE[dtype], name="dot")
             target.type = PTR
         ldc: ir.Value = ONE
+    elif op in getattr(cx, "transposed_products", ()):
+        # C is only read transposed: compute Cᵀ = op(B)ᵀ·op(A)ᵀ into a C-contiguous (n, m)
+        # buffer and give C as its transposed view, so the transpose is contiguous
+        out = allocate(cx, dtype, [n, m])
+        gemm(cx, dtype, b.not_(trans_b), b.not_(trans_a), n, m, k, one, c_data, ldb, a_data,
+             lda, zero, out.data, _max(b, m, ONE))
+        for scratch in (scratch_a, scratch_c):
+            release_if_any(cx, scratch)
+        return ArrayVal(dtype, out.data, [m, n], [ONE, m])
     else:
         out = allocate(cx, dtype, dims)
         target, ldc = out.data, _max(b, n, ONE)
@@ -961,6 +1115,29 @@ def _matmul(cx: Context, op: Op, xs: list[Value]) -> Value:
     for scratch in (scratch_a, scratch_c):
         release_if_any(cx, scratch)
     return b.load(target, typ=MEM_TYPE[dtype]) if not dims else out
+
+
+def transposed_products(block: Block) -> set[Op]:
+    """The matrix products of ``block`` whose result is used once, by a transpose of its two
+    axes (the adjoint's ``transpose(xᵀ @ ct)``): ``_matmul`` computes them transposed."""
+    producer = {op.result: op for op in block.ops if op.prim is Prim.MATMUL and
+                rank_of(op.args[0].type) == 2 and rank_of(op.args[1].type) == 2}
+    uses: dict[object, list[Op | None]] = {}
+    for op in block.ops:
+        for a in op.args:
+            uses.setdefault(a, []).append(op)
+        for region in op.regions:
+            for v in free_values(region):
+                uses.setdefault(v, []).append(None)
+    for y in block.yields:
+        uses.setdefault(y, []).append(None)
+    found = set()
+    for value, op in producer.items():
+        users = uses.get(value, [])
+        if len(users) == 1 and users[0] is not None and users[0].prim is Prim.TRANSPOSE and \
+                users[0].attr("perm") in (None, (1, 0)):
+            found.add(op)
+    return found
 
 
 def release_if_any(cx: Context, buffer: ir.Value) -> None:

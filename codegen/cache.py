@@ -2,7 +2,8 @@
 
 Key (``program_key``): sha256 of the IR program (its JSON serialization) and its symbol name,
 together with everything else that decides the object code: ``FORMAT``, the source of the code
-generator itself (``codegen/*.py`` and the primitive rules), whether BLAS is used, llvmlite and
+generator itself (``codegen/*.py`` and the primitive rules), whether BLAS is used, whether
+indices are bounds-checked (``SXAD_BOUNDS_CHECK``), llvmlite and
 LLVM versions, target triple, host CPU name and features. Keying by the program rather than by
 the LLVM text it lowers to lets a warm start skip building the LLVM module altogether (that
 costs more than loading the object).
@@ -41,9 +42,11 @@ def key(ir_text: str) -> str:
     return digest(FORMAT, versions(), ir_text)
 
 
-def program_key(program_text: str, name: str, blas: bool) -> str:
-    """The key of the kernel named ``name`` of a serialized IR program (``sxad.ir.dumps``)."""
-    return digest(FORMAT, versions(), generator_digest(), f"blas {blas}", name, program_text)
+def program_key(program_text: str, name: str, blas: bool, bounds_check: bool = True) -> str:
+    """The key of the kernel named ``name`` of a serialized IR program (``sxad.ir.dumps``),
+    compiled calling BLAS or not, with bounds checks or without (``SXAD_BOUNDS_CHECK=0``)."""
+    return digest(FORMAT, versions(), generator_digest(), f"blas {blas}",
+                  f"bounds {bounds_check}", name, program_text)
 
 
 _GENERATOR: list[str] = []
@@ -72,5 +75,7 @@ def store(key_: str, payload: bytes) -> None:
 def clear() -> None:
     """Empty the disk cache and forget the in-memory entries. Kernels already handed out keep
     working (their code stays loaded); the next compile of anything starts cold."""
+    from . import helpers   # the runtime library's entries go too
     memory.clear()
     _objects.clear()
+    helpers.clear()

@@ -25,8 +25,9 @@ from sxad.ir import Func, Prim, verify
 from sxad.ir.serialize import dumps
 from sxad.prims import result_types
 
-from . import blas, cache
+from . import blas, cache, helpers
 from .entry import emit_entry
+from .indexing import bounds_checked
 from .kernel import emit_kernel, writes_in_place
 from .lowering import CodegenError
 from .runtime import (Guard, make_builtin, register_symbols, shared_target_machine,
@@ -59,14 +60,17 @@ def symbol_names(name: str) -> tuple[str, str]:
     return f"sxad.kernel.{base}", f"sxad.entry.{base}"
 
 
-def build_module(func: Func, name: str) -> ir.Module:
-    """The unoptimized LLVM module of ``func``: its kernel and its entry point."""
+def build_module(func: Func, name: str, bounds_check: bool | None = None) -> ir.Module:
+    """The unoptimized LLVM module of ``func``: its kernel and its entry point (indices
+    bounds-checked unless ``SXAD_BOUNDS_CHECK=0``, or as ``bounds_check`` says)."""
     _check_one_tape(func)
+    if bounds_check is None:
+        bounds_check = bounds_checked()
     kernel_symbol, entry_symbol = symbol_names(name)
     module = ir.Module(name=name)
     module.triple = llvm.get_process_triple()
     module.data_layout = str(shared_target_machine().target_data)
-    kernel = emit_kernel(module, func, kernel_symbol)
+    kernel = emit_kernel(module, func, kernel_symbol, bounds_check)
     emit_entry(module, func, kernel, entry_symbol)
     return module
 
@@ -80,9 +84,10 @@ def _check_one_tape(func: Func) -> None:
                            "several (reverse over reverse): it runs as generated Python")
 
 
-def optimize(llmod: llvm.ModuleRef) -> None:
-    """O3 with loop and SLP vectorization for the host CPU (the new pass manager)."""
-    options = llvm.create_pipeline_tuning_options(speed_level=3)
+def optimize(llmod: llvm.ModuleRef, level: int = 3) -> None:
+    """O3 (or O``level``) with loop and SLP vectorization for the host CPU (the new pass
+    manager)."""
+    options = llvm.create_pipeline_tuning_options(speed_level=level)
     options.loop_vectorization = True
     options.slp_vectorization = True
     options.loop_unrolling = True
@@ -96,9 +101,9 @@ def parse(ir_text: str) -> llvm.ModuleRef:
     return llmod
 
 
-def compile_object(ir_text: str) -> bytes:
+def compile_object(ir_text: str, level: int = 3) -> bytes:
     llmod = parse(ir_text)
-    optimize(llmod)
+    optimize(llmod, level)
     return shared_target_machine().emit_object(llmod)
 
 
@@ -109,10 +114,13 @@ def load_object(obj: bytes, name: str) -> tuple[Any, int, int]:
     table = elf_symbols(obj)
     if table is None and sys.platform.startswith("linux"):
         raise CodegenError("object code is not ELF")
+    if table is None:   # which helpers it calls cannot be read: load them all
+        helpers.ensure(helpers.symbols())
     if table is not None:
         undefined, defined = table
         if not {kernel_symbol, entry_symbol} <= defined:
             raise CodegenError(f"object code lacks {kernel_symbol} or {entry_symbol}")
+        helpers.ensure(sorted(undefined))
         missing = unresolved(sorted(undefined))
         if missing:
             raise CodegenError(f"native code needs symbols nothing defines: {', '.join(missing)}")
@@ -156,11 +164,12 @@ def elf_symbols(obj: bytes) -> tuple[set[str], set[str]] | None:
 def compile_kernel(func: Func, name: str | None = None) -> NativeKernel:
     """The native kernel of ``func``, from the memory cache, the disk cache or a compilation."""
     name = name or func.name
+    checks = bounds_checked()
     with _lock:
-        kernel = _by_func.get(func, {}).get(name)
+        kernel = _by_func.get(func, {}).get((name, checks))
         if kernel is None or cache.memory.get(kernel.key) is not kernel:
-            kernel = _compile_kernel(func, name)
-            _by_func.setdefault(func, {})[name] = kernel
+            kernel = _compile_kernel(func, name, checks)
+            _by_func.setdefault(func, {})[name, checks] = kernel
         else:
             cache.stats["memory_hits"] += 1
         return kernel
@@ -168,17 +177,18 @@ def compile_kernel(func: Func, name: str | None = None) -> NativeKernel:
 
 # The same Func object compiled again skips even building its LLVM module (frozen IR: a Func
 # never changes). Weak keys: the IR may be dropped; its kernel stays alive in ``_alive``.
-_by_func: "weakref.WeakKeyDictionary[Func, dict[str, NativeKernel]]" = weakref.WeakKeyDictionary()
+_by_func: "weakref.WeakKeyDictionary[Func, dict[tuple[str, bool], NativeKernel]]" = \
+    weakref.WeakKeyDictionary()
 
 
-def _compile_kernel(func: Func, name: str) -> NativeKernel:
+def _compile_kernel(func: Func, name: str, bounds_check: bool = True) -> NativeKernel:
     register_symbols()
-    key = cache.program_key(dumps(func), name, blas.available())
+    key = cache.program_key(dumps(func), name, blas.available(), bounds_check)
     kernel = cache.memory.get(key)
     if kernel is not None:
         cache.stats["memory_hits"] += 1
         return kernel
-    engine, address, entry_address = _load_or_compile(key, func, name)
+    engine, address, entry_address = _load_or_compile(key, func, name, bounds_check)
     doc = f"{name}({', '.join(func.arg_names)})\n--\n\nNative kernel of {func.name}."
     kernel = NativeKernel(name, make_builtin(name, entry_address, doc), address,
                           entry_address, key, engine, writes_in_place(func))
@@ -187,7 +197,8 @@ def _compile_kernel(func: Func, name: str) -> NativeKernel:
     return kernel
 
 
-def _load_or_compile(key: str, func: Func, name: str) -> tuple[Any, int, int]:
+def _load_or_compile(key: str, func: Func, name: str,
+                     bounds_check: bool = True) -> tuple[Any, int, int]:
     """From the disk cache (no LLVM module is built), else lowered, optimized and stored."""
     obj = cache.load(key)
     if obj is not None:
@@ -196,7 +207,7 @@ def _load_or_compile(key: str, func: Func, name: str) -> tuple[Any, int, int]:
         except CodegenError:
             cache.stats["disk_rejected"] += 1
     verify(func, result_types)
-    obj = compile_object(str(build_module(func, name)))
+    obj = compile_object(str(build_module(func, name, bounds_check)))
     cache.stats["compiled"] += 1
     cache.store(key, obj)
     return load_object(obj, name)

@@ -7,10 +7,14 @@ axis of the indexed array the coordinate each region index reads there (a consta
 integer item, ``start + j·step`` for a slice, ``j`` for a whole axis, an element of an index
 array for an array item). Integers are checked once, index-array elements as they are read; an
 index out of range is ``Fault.INDEX`` (numpy's ``IndexError`` naming the axis and its length).
+``SXAD_BOUNDS_CHECK=0`` when compiling leaves the checks out (``bounds_checked``): negative
+indices still count from the end, but an index out of range is then undefined behaviour (a read
+or write outside the buffer).
 Basic indexing (no array items) is a view: the region's strides over the same buffer.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -19,8 +23,8 @@ from llvmlite import ir
 from sxad.ir import F64, I64, Op, Prim, is_array
 
 from .arrays import (INT1, MEM_TYPE, ONE, ZERO, ArrayVal, Context, Value, _i, allocate,
-                     broadcast, contiguous_strides, copy, counted, element_pointer, load, nest,
-                     shape_info, store)
+                     broadcast, contiguous_strides, copy, copy_elements, counted, element_pointer,
+                     load, nest, outline, shape_info, store)
 from .faults import Fault, ShapeKind
 from .lowering import DOUBLE, LL_TYPE
 
@@ -30,12 +34,37 @@ INT64_MAX, INT64_MIN = 2 ** 63 - 1, -(2 ** 63)
 
 @dataclass
 class Region:
-    """What an index spec selects: ``shape``, and ``coords(j)``: for each axis of the indexed
-    array, its coordinate at region index ``j`` (a list over the region's axes)."""
+    """What an index spec selects: its ``shape``, and per axis of the indexed array a ``plan``
+    entry saying how ``coords`` finds the coordinate there for a region index ``j``:
+    ``("const", v)``, ``("axis", region axis, start, step)`` or ``("array", which, length,
+    axis)`` (an element of index array ``which``, checked against the axis's ``length``).
+    Plain data, so that a loop using it can be outlined (``arrays.outline``)."""
 
     shape: list[ir.Value]
-    coords: Callable[[list[ir.Value]], list[ir.Value]]
+    plan: list[tuple]
+    arrays: list[ArrayVal]             # the index arrays
+    array_strides: list[list[ir.Value]]   # their strides over the broadcast index shape
+    adv_at: int | None                 # where the index arrays' axes sit in the region's
+    adv_rank: int
     basic: bool    # no index arrays: coordinates are affine in j (a view is possible)
+
+    def coords(self, cx: Context, j: list[ir.Value]) -> list[ir.Value]:
+        b = cx.b
+        out = []
+        adv = j[self.adv_at:self.adv_at + self.adv_rank] if self.adv_at is not None else []
+        for step in self.plan:
+            if step[0] == "const":
+                out.append(step[1])
+            elif step[0] == "axis":
+                _, k, start, stride = step
+                out.append(b.add(start, b.mul(j[k], stride)))
+            else:
+                _, which, length, axis = step
+                arr, strides = self.arrays[which], self.array_strides[which]
+                at = element_pointer(b, arr, adv[len(adv) - arr.rank:],
+                                     strides[len(strides) - arr.rank:])
+                out.append(_checked(cx, load(b, arr.dtype, at), length, axis))
+        return out
 
 
 def _split(spec: Sequence[str], idx: Sequence[Value]) -> list[list[Value]]:
@@ -47,10 +76,19 @@ def _split(spec: Sequence[str], idx: Sequence[Value]) -> list[list[Value]]:
     return out
 
 
+def bounds_checked() -> bool:
+    """Whether kernels compiled now check their indices: unless ``SXAD_BOUNDS_CHECK`` is ``0``
+    (read at each compilation; part of the object cache's key)."""
+    return os.environ.get("SXAD_BOUNDS_CHECK", "1").strip() != "0"
+
+
 def _checked(cx: Context, i: ir.Value, n: ir.Value, axis: int) -> ir.Value:
-    """``i`` counted from the end when negative, checked to lie in ``[0, n)``."""
+    """``i`` counted from the end when negative, checked to lie in ``[0, n)`` (unless the kernel
+    is compiled without bounds checks: ``cx.bounds_check``)."""
     b = cx.b
     fixed = b.select(b.icmp_signed("<", i, ZERO), b.add(i, n), i)
+    if not getattr(cx, "bounds_check", True):
+        return fixed
     bad = b.or_(b.icmp_signed("<", fixed, ZERO), b.icmp_signed(">=", fixed, n))
     cx.fail_with(bad, Fault.INDEX, [_i(axis), i, n])
     return fixed
@@ -94,7 +132,6 @@ def region(cx: Context, x: ArrayVal, spec: Sequence[str], idx: Sequence[Value]) 
     adv_shape, adv_strides = broadcast(cx, index_arrays, max((a.rank for a in index_arrays),
                                                              default=0)) \
         if has_arrays else ([], [])
-    # per axis of x: ("const", v) | ("axis", region axis, start, step) | ("array", which)
     plan: list[tuple] = []
     shape: list[ir.Value] = []
     adv_at = None
@@ -107,7 +144,8 @@ def region(cx: Context, x: ArrayVal, spec: Sequence[str], idx: Sequence[Value]) 
         if item == "i":
             plan.append(("const", _checked(cx, args[0], x.shape[axis], axis)))
         elif item == "a":
-            plan.append(("array", sum(1 for s in spec[:axis] if s == "a")))
+            plan.append(("array", sum(1 for s in spec[:axis] if s == "a"), x.shape[axis],
+                         axis))
         elif item == ":":
             plan.append(("axis", len(shape), ZERO, ONE))
             shape.append(x.shape[axis])
@@ -116,23 +154,7 @@ def region(cx: Context, x: ArrayVal, spec: Sequence[str], idx: Sequence[Value]) 
             plan.append(("axis", len(shape), start, step))
             shape.append(length)
 
-    def coords(j: list[ir.Value]) -> list[ir.Value]:
-        out = []
-        adv_index = j[adv_at:adv_at + len(adv_shape)] if adv_at is not None else []
-        for axis, step in enumerate(plan):
-            if step[0] == "const":
-                out.append(step[1])
-            elif step[0] == "axis":
-                _, k, start, stride = step
-                out.append(b.add(start, b.mul(j[k], stride)))
-            else:
-                which = step[1]
-                arr = index_arrays[which]
-                at = element_pointer(b, arr, adv_index[len(adv_index) - arr.rank:],
-                                     adv_strides[which][len(adv_strides[which]) - arr.rank:])
-                out.append(_checked(cx, load(b, arr.dtype, at), x.shape[axis], axis))
-        return out
-    return Region(shape, coords, not has_arrays)
+    return Region(shape, plan, index_arrays, adv_strides, adv_at, len(adv_shape), not has_arrays)
 
 
 def _offset(b: ir.IRBuilder, coords: list[ir.Value], strides: list[ir.Value]) -> ir.Value:
@@ -152,38 +174,53 @@ def _index(cx: Context, op: Op, xs: list[Value]) -> Value:
     b = cx.b
     where = region(cx, x, op.attr("spec"), idx)
     if not is_array(op.result.type):
-        return load(b, x.dtype, _at(b, x, where.coords([])))
+        return load(b, x.dtype, _at(b, x, where.coords(cx, [])))
     if where.basic:
-        origin = where.coords([ZERO] * len(where.shape))
+        origin = where.coords(cx, [ZERO] * len(where.shape))
         data = _at(b, x, origin)
-        unit = [where.coords([ONE if m == k else ZERO for m in range(len(where.shape))])
+        unit = [where.coords(cx, [ONE if m == k else ZERO for m in range(len(where.shape))])
                 for k in range(len(where.shape))]
         strides = [b.sub(_offset(b, u, x.strides), _offset(b, origin, x.strides)) for u in unit]
         return ArrayVal(x.dtype, data, where.shape, strides)
     out = allocate(cx, x.dtype, where.shape)
 
-    def body(j: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
-        store(b, x.dtype, load(b, x.dtype, _at(b, x, where.coords(j))), element_pointer(b, out, j))
-        return []
-    nest(cx, where.shape, [], body, vectorize=False)
+    def gather(lcx: Context, captured: object) -> None:
+        x, where, out = captured
+        lb = lcx.b
+
+        def body(j: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+            value = load(lb, x.dtype, _at(lb, x, where.coords(lcx, j)))
+            store(lb, x.dtype, value, element_pointer(lb, out, j))
+            return []
+        nest(lcx, where.shape, [], body, vectorize=False)
+    outline(cx, (x, where, out), gather, can_fail=_may_fail(cx, where))
     return out
+
+
+def _may_fail(cx: Context, where: Region) -> bool:
+    """Whether reading the region's coordinates checks index-array elements."""
+    return not where.basic and getattr(cx, "bounds_check", True)
 
 
 def _scatter(cx: Context, target: ArrayVal, where: Region, value: Value, add: bool) -> None:
     """``target[region] = value`` (or ``+=``), ``value`` broadcast to the region."""
-    b = cx.b
     strides = broadcast_to(cx, value, where.shape) if isinstance(value, ArrayVal) else None
 
-    def body(j: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
-        v = load(b, value.dtype, element_pointer(b, value, j, strides)) \
-            if isinstance(value, ArrayVal) else value
-        at = _at(b, target, where.coords(j))
-        if add:
-            old = load(b, target.dtype, at)
-            v = b.add(old, v) if target.dtype is I64 else b.fadd(old, v)
-        store(b, target.dtype, v, at)
-        return []
-    nest(cx, where.shape, [], body, vectorize=False)
+    def scatter(lcx: Context, captured: object) -> None:
+        target, where, value, strides = captured
+        b = lcx.b
+
+        def body(j: list[ir.Value], _: list[ir.Value]) -> list[ir.Value]:
+            v = load(b, value.dtype, element_pointer(b, value, j, strides)) \
+                if isinstance(value, ArrayVal) else value
+            at = _at(b, target, where.coords(lcx, j))
+            if add:
+                old = load(b, target.dtype, at)
+                v = b.add(old, v) if target.dtype is I64 else b.fadd(old, v)
+            store(b, target.dtype, v, at)
+            return []
+        nest(lcx, where.shape, [], body, vectorize=False)
+    outline(cx, (target, where, value, strides), scatter, can_fail=_may_fail(cx, where))
 
 
 def broadcast_to(cx: Context, value: ArrayVal, shape: list[ir.Value]) -> list[ir.Value]:
@@ -222,16 +259,8 @@ def _index_add(cx: Context, op: Op, xs: list[Value]) -> Value:
 def _reshape_into(cx: Context, x: ArrayVal, shape: list[ir.Value]) -> ArrayVal:
     """A C-order copy of ``x``'s elements in ``shape`` (whose size was checked)."""
     out = allocate(cx, x.dtype, shape)
-    nest(cx, x.shape, [ZERO], lambda j, c: _copy_one(cx, x, out, j, c), vectorize=False)
+    copy_elements(cx, x.shape, x, x.strides, out.data, contiguous_strides(cx.b, x.shape)[0])
     return out
-
-
-def _copy_one(cx: Context, x: ArrayVal, out: ArrayVal, j: list[ir.Value],
-              carried: list[ir.Value]) -> list[ir.Value]:
-    b = cx.b
-    store(b, x.dtype, load(b, x.dtype, element_pointer(b, x, j)),
-          b.gep(out.data, [carried[0]], source_etype=MEM_TYPE[x.dtype]))
-    return [b.add(carried[0], ONE)]
 
 
 def _reshape(cx: Context, op: Op, xs: list[Value]) -> Value:
@@ -286,14 +315,22 @@ def _squeeze(cx: Context, op: Op, xs: list[Value]) -> Value:
 
 # --------------------------------------------------------------------------- creation
 
-def _fill(cx: Context, out: ArrayVal, value: Callable[[ir.Value], ir.Value]) -> ArrayVal:
-    b = cx.b
-    count = contiguous_strides(b, out.shape)[1]
+def _fill(cx: Context, out: ArrayVal, value: Callable[[Context, ir.Value, tuple], ir.Value],
+          inputs: tuple = ()) -> ArrayVal:
+    """``out[i] = value(cx, i, inputs)`` for every element of the fresh ``out`` (an outlined
+    loop: ``inputs`` are the kernel values ``value`` reads)."""
+    count = contiguous_strides(cx.b, out.shape)[1]
 
-    def body(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-        store(b, out.dtype, value(i), b.gep(out.data, [i], source_etype=MEM_TYPE[out.dtype]))
-        return []
-    counted(cx, count, [], body)
+    def fill(lcx: Context, captured: object) -> None:
+        data, count, inputs = captured
+        b = lcx.b
+
+        def body(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+            store(b, out.dtype, value(lcx, i, inputs),
+                  b.gep(data, [i], source_etype=MEM_TYPE[out.dtype]))
+            return []
+        counted(lcx, count, [], body)
+    outline(cx, (out.data, count, inputs), fill)
     return out
 
 
@@ -304,7 +341,8 @@ def _full(cx: Context, op: Op, xs: list[Value]) -> Value:
     for d in dims:
         negative = b.or_(negative, b.icmp_signed("<", d, ZERO))
     cx.fail_if(negative, Fault.NEGATIVE_DIMENSION)
-    return _fill(cx, allocate(cx, op.result.type.dtype, dims), lambda i: value)
+    return _fill(cx, allocate(cx, op.result.type.dtype, dims), lambda lcx, i, v: v[0],
+                 (value,))
 
 
 def _arange(cx: Context, op: Op, xs: list[Value]) -> Value:
@@ -320,7 +358,8 @@ def _arange(cx: Context, op: Op, xs: list[Value]) -> Value:
         stride = b.select(up, step, b.neg(step))
         length = b.select(b.icmp_signed(">", span, ZERO),
                           b.add(b.sdiv(b.sub(span, ONE), stride), ONE), ZERO)
-        return _fill(cx, allocate(cx, dtype, [length]), lambda i: b.add(start, b.mul(i, step)))
+        return _fill(cx, allocate(cx, dtype, [length]),
+                     lambda lcx, i, v: lcx.b.add(v[0], lcx.b.mul(i, v[1])), (start, step))
     zero = ir.Constant(LL_TYPE[dtype], 0.0)
     cx.fail_if(b.fcmp_ordered("==", step, zero), Fault.ZERO_DIVISION)
     wide = [v if dtype is F64 else b.fpext(v, DOUBLE) for v in (start, stop, step)]
@@ -332,8 +371,8 @@ def _arange(cx: Context, op: Op, xs: list[Value]) -> Value:
     too_long = b.and_(positive, b.fcmp_ordered(">=", ceil, ir.Constant(DOUBLE, 2.0 ** 62)))
     cx.fail_if(too_long, Fault.NO_MEMORY)
     delta = b.fsub(b.fadd(start, step), start)
-    return _fill(cx, allocate(cx, dtype, [length]),
-                 lambda i: b.fadd(start, b.fmul(b.sitofp(i, LL_TYPE[dtype]), delta)))
+    return _fill(cx, allocate(cx, dtype, [length]), lambda lcx, i, v: lcx.b.fadd(
+        v[0], lcx.b.fmul(lcx.b.sitofp(i, LL_TYPE[dtype]), v[1])), (start, delta))
 
 
 INDEXING_LOWERING = {

@@ -30,6 +30,7 @@ from sxad.ir import BOOL, F32, F64, I64, ArrayType, Block, Func, Op, Prim, Type,
 from . import arrays
 from .arrays import ArrayVal
 from .faults import INFO_SLOTS, Fault
+from .folding import FoldingBuilder
 from .fusion import Groups, find_groups
 from .lowering import DOUBLE, FLOAT, INT1, INT64, LL_TYPE, lower_scalar
 from .ownership import Plan, plan
@@ -92,6 +93,15 @@ def has_loops(func: Func) -> bool:
     return any(op.prim in (Prim.FOR, Prim.WHILE) for op in func.body.walk())
 
 
+def straight_line(func: Func) -> bool:
+    """Whether the kernel of ``func`` is compiled without optimization: an array program
+    without loops, whose own code runs once per call (unboxing, shape checks, allocations,
+    calls of BLAS, of the runtime library and of its row loops — the outlined functions that
+    do the work, optimized as always: ``arrays.RowLoop``). Optimizing it would cost more
+    compile time than it could ever save."""
+    return uses_arrays(func) and not has_loops(func)
+
+
 def declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type],
             var_arg: bool = False) -> ir.Function:
     """The function ``name`` of ``module``, declared on first use."""
@@ -107,24 +117,34 @@ def declare_global(module: ir.Module, name: str, type_: ir.Type) -> ir.GlobalVar
     return existing if existing is not None else ir.GlobalVariable(module, type_, name)
 
 
-def emit_kernel(module: ir.Module, func: Func, symbol: str) -> ir.Function:
-    return _KernelBuilder(module, func, symbol).fn
+def emit_kernel(module: ir.Module, func: Func, symbol: str,
+                bounds_check: bool = True) -> ir.Function:
+    """The kernel of ``func``; without ``bounds_check`` indices are not checked (see
+    ``indexing.bounds_checked``)."""
+    return _KernelBuilder(module, func, symbol, bounds_check).fn
 
 
 class _KernelBuilder:
     """Walks the function's blocks in program order, emitting into one LLVM function."""
 
-    def __init__(self, module: ir.Module, func: Func, symbol: str) -> None:
+    def __init__(self, module: ir.Module, func: Func, symbol: str,
+                 bounds_check: bool = True) -> None:
         self.module = module
+        self.bounds_check = bounds_check
         self.fn = ir.Function(module, kernel_type(func), symbol)
         self.fn.attributes.add("nounwind")
+        if straight_line(func):
+            self.fn.attributes.add("noinline")
+            self.fn.attributes.add("optnone")
         self.names = name_all(func)
-        self.b = ir.IRBuilder(self.fn.append_basic_block("entry"))
+        self.b = FoldingBuilder(self.fn.append_basic_block("entry"))
         self.exit = self.fn.append_basic_block("exit")
         self.unlikely = branch_weights(module, 1, RARE)
-        self.exits: list[tuple[Fault, ir.Block]] = []
+        self.exits: list[tuple[Fault | ir.Value, ir.Block]] = []
         self.values: dict[Value, ir.Value | ArrayVal] = {}
         self.moves: set[int] = set()   # argument positions the current op may move (ownership)
+        #: the current block's products computed transposed (``arrays.transposed_products``)
+        self.transposed_products: set[Op] = set()
         self.with_arrays = uses_arrays(func)
         if self.with_arrays:
             self.info = self.fn.args[-1]
@@ -198,6 +218,15 @@ class _KernelBuilder:
         self.exits.append((fault, failing))
         self.b.position_at_end(ok)
 
+    def fail_code(self, code: ir.Value) -> None:
+        """Leave the kernel with the fault ``code`` (an i32 from an outlined loop that already
+        wrote the fault info) unless it is 0."""
+        ok = self.fn.append_basic_block("no.fault")
+        self.b.cbranch(self.b.icmp_unsigned("!=", code, ir.Constant(INT32, 0)), self.exit,
+                       ok).set_metadata("prof", self.unlikely)
+        self.exits.append((code, self.b.block))
+        self.b.position_at_end(ok)
+
     def leave(self, fault: Fault) -> None:
         self.b.branch(self.exit)
         self.exits.append((fault, self.b.block))
@@ -206,7 +235,8 @@ class _KernelBuilder:
         self.b.position_at_end(self.exit)
         code = self.b.phi(INT32, "fault")
         for fault, block in self.exits:
-            code.add_incoming(ir.Constant(INT32, int(fault)), block)
+            code.add_incoming(fault if isinstance(fault, ir.Value) else
+                              ir.Constant(INT32, int(fault)), block)
         if self.tape is not None:
             self.tape.free()
         if self.with_arrays:
@@ -221,6 +251,9 @@ class _KernelBuilder:
         for param, arg in zip(block.params, args):
             self.values[param] = arg
         groups = find_groups(block) if self.with_arrays else Groups()
+        outer_products = self.transposed_products
+        self.transposed_products = arrays.transposed_products(block) if self.with_arrays \
+            else set()
         buffers = plan(block, owned_params, groups) if self.with_arrays else Plan()
         self.free(buffers, -1)
         for i, op in enumerate(block.ops):
@@ -238,6 +271,7 @@ class _KernelBuilder:
         yields = [self.escaping(self.values[v], pos in buffers.moved_yields)
                   for pos, v in enumerate(block.yields)]
         self.free(buffers, len(block.ops))
+        self.transposed_products = outer_products
         return yields
 
     def free(self, buffers: Plan, at: int) -> None:

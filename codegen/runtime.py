@@ -25,6 +25,10 @@ from .faults import raise_fault
 
 llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()
+# No second, narrower vector loop after each vectorized one: array rows are long enough that
+# the scalar remainder costs little, and the extra loop costs compile time in every kernel.
+# (A process-wide LLVM option: it also applies to other llvmlite users in this process.)
+llvm.set_option("sxad", "-enable-epilogue-vectorization=false")
 
 #: The CPython C API functions the entry points call.
 C_API = ("PyFloat_AsDouble", "PyFloat_FromDouble", "PyLong_AsLongLong", "PyLong_FromLongLong",

@@ -540,8 +540,6 @@ def _execute(fn: Callable, key: _Key, names: Sequence[str], args: Sequence[Any],
     """Run ``key``'s program on ``args`` (then ``extra``: tangents, cotangents); the returned
     results, after the updated arguments were written back into their arrays."""
     compiled, program = compiled or _compiled(key), _program(key)
-    if program.mutated:
-        _check_writeable(fn, program.mutated, _flat(key.types, args, names))
     values = compiled.convert(key.types, args)
     try:
         out = compiled.run(*values, *extra)
@@ -557,19 +555,24 @@ def _execute(fn: Callable, key: _Key, names: Sequence[str], args: Sequence[Any],
         return out
     n = len(out) - len(program.mutated)
     if declined or not compiled.writes_in_place:   # generated Python returned new arrays
-        flat = [a for _, a, _ in _flat(key.types, args)]
+        leaves = _flat(key.types, args, names)
+        _check_writeable(fn, program.mutated, leaves, out[n:])
         for position, new in zip(program.mutated, out[n:]):
-            np.copyto(flat[position], new)
+            if leaves[position][1].flags.writeable:   # a read-only one is unchanged (checked)
+                np.copyto(leaves[position][1], new)
     return out[:n]
 
 
 def _check_writeable(fn: Callable, mutated: Sequence[int],
-                     leaves: Sequence[tuple[Type, Any, str]]) -> None:
-    """Arrays the function updates in place must be writeable (numpy: "assignment destination
-    is read-only"); checked before anything runs, so nothing is half updated."""
-    for position in mutated:
+                     leaves: Sequence[tuple[Type, Any, str]], new: Sequence[Any]) -> None:
+    """A read-only argument the run changed is refused, as numpy refuses ("assignment
+    destination is read-only"), before any argument is written: nothing is half updated. (The
+    native entry hands read-only arguments to generated Python, so this sees them all; a path
+    that did not update the argument leaves it equal, and is fine, as in numpy.)"""
+    for position, value in zip(mutated, new):
         _, array, name = leaves[position]
-        if isinstance(array, np.ndarray) and not array.flags.writeable:
+        if isinstance(array, np.ndarray) and not array.flags.writeable and \
+                not np.array_equal(array, value, equal_nan=array.dtype.kind == "f"):
             raise ValueError(f"argument `{name}` of {_qualname(fn)}: the array is read-only, "
                              f"but {_qualname(fn)} updates it in place")
 

@@ -450,3 +450,20 @@ def test_a_float32_scalar_result_stays_float32():
 
 def lambda_free_sum(x):
     return np.sum(x)
+
+
+def _updates_when_positive(x, s):
+    if s > 0.0:
+        x *= s
+    return np.sum(x)
+
+
+def test_a_read_only_argument_is_fine_on_a_path_that_does_not_update_it():
+    """numpy raises only when the update runs; so does sxad."""
+    frozen = np.ones(3)
+    frozen.flags.writeable = False
+    step = sxad.jit(_updates_when_positive)
+    assert step(frozen, -1.0) == 3.0
+    with pytest.raises(ValueError, match="read-only"):
+        step(frozen, 2.0)
+    np.testing.assert_array_equal(frozen, 1.0)
