@@ -146,7 +146,33 @@ def register_symbols() -> None:
         llvm.add_symbol(TAPE_LIMIT_SYMBOL, ctypes.addressof(_tape_limit))
         from . import blas  # numpy's OpenBLAS: a cached object may call it before any emit does
         blas.register()
+        keep_large_blocks()
         _symbols_ready = True
+
+
+#: glibc's ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: Blocks below this come from the heap and are reused; above it, from the OS each time.
+LARGE_BLOCK = 256 << 20
+
+
+def keep_large_blocks() -> bool:
+    """Let glibc reuse freed blocks up to ``LARGE_BLOCK`` bytes instead of returning each to the
+    OS. Kernels allocate their temporaries per call; with glibc's defaults an 8 MB temporary is
+    ``mmap``ed and ``munmap``ed on every call and its pages faulted in anew (measured: a
+    log-sum-exp gradient over 10⁶ floats took 8 ms instead of 1.4 ms). Process-wide, as numpy's
+    own large temporaries also benefit; the cost is that up to that much freed memory stays
+    with the process. ``SXAD_MALLOPT=0`` leaves malloc as it is; other C libraries are left
+    alone. Returns whether the setting was made."""
+    if os.environ.get("SXAD_MALLOPT", "1").strip() == "0":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK)) and \
+        bool(mallopt(_M_TRIM_THRESHOLD, 2 * LARGE_BLOCK))
 
 
 def _load_library(short: str) -> None:

@@ -237,6 +237,32 @@ def _exact_through(source: Any, middle: Any, target: Any) -> bool:
     return source is I64 and middle is F64 and target is BOOL  # f64(n) != 0 iff n != 0
 
 
+def _implicit_broadcast(s: Simplifier, op: Op) -> Value | None:
+    """op(broadcast_like(a, y), y) → op(a, y), and op(expand_dims(s), y) → op(s, y) for a
+    scalar s (either side): an elementwise op broadcasts by itself, and the explicit broadcast
+    would be a full-size array (derivative rules make these: ``broadcast_to(ȳ / s, shape(v))
+    * v``)."""
+    first, second = op.args
+    for k, (arg, other) in enumerate(((first, second), (second, first))):
+        source = _spread_source(s, arg, other)
+        if source is not None:   # (a rewrite that changes the type is declined)
+            args = [source, other] if k == 0 else [other, source]
+            return s.b.emit(op.prim, *args, hint=s.hint)
+    return None
+
+
+def _spread_source(s: Simplifier, arg: Value, other: Value) -> Value | None:
+    """``a`` if ``arg`` is ``broadcast_like(a, other)`` or ``expand_dims(a)`` of a scalar ``a``
+    (a scalar broadcasts against any array)."""
+    spread = s.producer(arg, Prim.BROADCAST_LIKE)
+    if spread is not None and spread.args[1] is other:
+        return spread.args[0]
+    grown = s.producer(arg, Prim.EXPAND_DIMS)
+    if grown is not None and not is_array(grown.args[0].type) and is_array(other.type):
+        return grown.args[0]
+    return None
+
+
 def _permutation(op: Op) -> tuple[int, ...]:
     rank = op.result.type.rank
     perm = op.attr("perm")
@@ -276,10 +302,10 @@ def _transposed(s: Simplifier, x: Value) -> Value:
 
 
 RULES: dict[Prim, tuple[Rule, ...]] = {
-    Prim.ADD: (_add_zero, _add_negation),
-    Prim.SUB: (_sub_zero, _sub_negation),
-    Prim.MUL: (_mul_one, _negations_out(Prim.MUL)),
-    Prim.DIV: (_div_one, _negations_out(Prim.DIV)),
+    Prim.ADD: (_add_zero, _add_negation, _implicit_broadcast),
+    Prim.SUB: (_sub_zero, _sub_negation, _implicit_broadcast),
+    Prim.MUL: (_mul_one, _negations_out(Prim.MUL), _implicit_broadcast),
+    Prim.DIV: (_div_one, _negations_out(Prim.DIV), _implicit_broadcast),
     Prim.NEG: (_neg_neg,),
     Prim.POW: (_pow_const,),
     Prim.SELECT: (_select_same,),
@@ -289,3 +315,6 @@ RULES: dict[Prim, tuple[Rule, ...]] = {
     Prim.CAST: (_cast,),
     Prim.TRANSPOSE: (_transpose_transpose, _transpose_matmul),
 }
+for _prim in (Prim.MAX, Prim.MIN, Prim.POW, Prim.ATAN2, Prim.HYPOT, Prim.LT, Prim.LE, Prim.GT,
+              Prim.GE, Prim.EQ, Prim.NE):
+    RULES[_prim] = RULES.get(_prim, ()) + (_implicit_broadcast,)

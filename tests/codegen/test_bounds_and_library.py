@@ -180,3 +180,15 @@ def test_rows_broadcast_along_the_last_axis_are_read_once_per_row():
     rng = np.random.default_rng(5)
     check_native(func, [rng.uniform(0.5, 2.0, size=(6, 10)).astype(np.float32)])
     check_native(func, [rng.uniform(0.5, 2.0, size=(4, 12)).astype(np.float32)[:, ::2]])
+
+
+def test_malloc_keeps_large_blocks_unless_told_not_to(monkeypatch):
+    """Temporaries of megabytes are reused by glibc instead of mmapped and faulted in on every
+    call (``runtime.keep_large_blocks``); ``SXAD_MALLOPT=0`` leaves malloc alone."""
+    from codegen import runtime
+    import platform
+    monkeypatch.setenv("SXAD_MALLOPT", "0")
+    assert runtime.keep_large_blocks() is False
+    monkeypatch.delenv("SXAD_MALLOPT")
+    if platform.libc_ver()[0] == "glibc":
+        assert runtime.keep_large_blocks() is True
