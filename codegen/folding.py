@@ -61,35 +61,18 @@ class FoldingBuilder(ir.IRBuilder):
         a, b = _int(lhs), _int(rhs)
         if a is not None and b is not None:
             return _const(lhs.type, a * b)
-        if a == 0 or b == 0:
-            return _const(lhs.type, 0)
-        if a == 1:
-            return rhs
-        if b == 1:
-            return lhs
-        return super().mul(lhs, rhs, name, **kw)
+        folded = _identity_absorbing(lhs, rhs, identity=1, absorbing=0)
+        return folded if folded is not None else super().mul(lhs, rhs, name, **kw)
 
     def and_(self, lhs: ir.Value, rhs: ir.Value, name: str = "", **kw: Any) -> ir.Value:
-        if lhs.type == ir.IntType(1):
-            a, b = _int(lhs), _int(rhs)
-            if a == 0 or b == 0:
-                return _const(lhs.type, 0)
-            if a == 1:
-                return rhs
-            if b == 1:
-                return lhs
-        return super().and_(lhs, rhs, name, **kw)
+        folded = _identity_absorbing(lhs, rhs, identity=1, absorbing=0) \
+            if lhs.type == ir.IntType(1) else None
+        return folded if folded is not None else super().and_(lhs, rhs, name, **kw)
 
     def or_(self, lhs: ir.Value, rhs: ir.Value, name: str = "", **kw: Any) -> ir.Value:
-        if lhs.type == ir.IntType(1):
-            a, b = _int(lhs), _int(rhs)
-            if a == 1 or b == 1:
-                return _const(lhs.type, 1)
-            if a == 0:
-                return rhs
-            if b == 0:
-                return lhs
-        return super().or_(lhs, rhs, name, **kw)
+        folded = _identity_absorbing(lhs, rhs, identity=0, absorbing=1) \
+            if lhs.type == ir.IntType(1) else None
+        return folded if folded is not None else super().or_(lhs, rhs, name, **kw)
 
     def not_(self, value: ir.Value, name: str = "") -> ir.Value:
         a = _int(value)
@@ -121,3 +104,17 @@ class FoldingBuilder(ir.IRBuilder):
         if lhs is rhs:
             return lhs
         return super().select(cond, lhs, rhs, name, flags)
+
+
+def _identity_absorbing(lhs: ir.Value, rhs: ir.Value, identity: int,
+                        absorbing: int) -> ir.Value | None:
+    """``x op absorbing`` → absorbing, ``x op identity`` → x (either side), for an operation
+    with those constants (``mul``: 1 and 0; ``and``: 1 and 0; ``or``: 0 and 1); else None."""
+    a, b = _int(lhs), _int(rhs)
+    if a == absorbing or b == absorbing:
+        return _const(lhs.type, absorbing)
+    if a == identity:
+        return rhs
+    if b == identity:
+        return lhs
+    return None
