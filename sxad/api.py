@@ -577,20 +577,6 @@ def _check_writeable(fn: Callable, mutated: Sequence[int],
                              f"but {_qualname(fn)} updates it in place")
 
 
-@functools.lru_cache(maxsize=1)
-def _frontend_lowers_arrays() -> bool:
-    """Whether the frontend lowers functions of arrays yet (docs/ARRAYS.md step 2)."""
-    try:
-        frontend.lower(_array_probe, (ArrayType(F64, 1),))
-    except Exception:  # noqa: BLE001  (any refusal means: not yet)
-        return False
-    return True
-
-
-def _array_probe(x):  # noqa: ANN001, ANN202  (lowered by ``_frontend_lowers_arrays``)
-    return x * 2.0
-
-
 class _Transformed:
     """A user function seen through one transformation; remembers the last signature used.
 
@@ -680,10 +666,6 @@ class _Transformed:
         for t, a, name in _flat(types, args, self.names):
             if t is I64:
                 _check_int64(self.fn, name, int(a))
-            elif is_array(t) and inspect.isfunction(self.fn) and not _frontend_lowers_arrays():
-                raise TypeError(f"argument `{name}` of {_qualname(self.fn)}: expected a float, "
-                                f"int or bool, got ndarray (sxad's frontend does not lower "
-                                f"array code yet)")
         return types, tuple(args)
 
     def _check_wrt(self, types: Sequence[Any]) -> None:

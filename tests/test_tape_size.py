@@ -28,14 +28,6 @@ def decay(x, c, n):
     return np.sum(x) * s
 
 
-def frontend_lowers_arrays() -> bool:
-    return api._frontend_lowers_arrays()
-
-
-needs_array_frontend = pytest.mark.skipif(
-    not frontend_lowers_arrays(), reason="the frontend does not lower array code yet")
-
-
 def test_a_straight_line_program_stores_nothing():
     assert sxad.tape_size(straight, 1.5, 2.0, wrt=(0, 1)) == 0
 
@@ -46,7 +38,6 @@ def test_a_scalar_loop_stores_one_float_per_iteration():
     assert sxad.tape_size(power_sum, 1.5, 0) == 0
 
 
-@needs_array_frontend
 def test_a_loop_storing_an_array_per_iteration():
     x = np.linspace(0.1, 1.0, M)
     # x: cos of the previous x, m floats per iteration
@@ -58,7 +49,6 @@ def test_a_loop_storing_an_array_per_iteration():
     assert sxad.tape_size(decay, x.astype(np.float32), 0.9, N) == N * M * 4
 
 
-@needs_array_frontend
 def test_a_straight_line_array_program_stores_nothing():
     def line(x, w):
         return np.sum(np.tanh(x @ w) ** 2)

@@ -6,6 +6,7 @@ import ast
 import inspect
 import textwrap
 import types
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,22 @@ def read_source(fn: Any) -> Source:
     if not isinstance(fn, types.FunctionType):
         raise SourceUnavailableError(
             f"`{label}` is not a Python function defined with `def`, so its source cannot be read")
+    cached = _SOURCES.get(fn)
+    if cached is not None and cached[0] is fn.__code__:
+        return cached[1]
+    source = _read(fn, label)
+    _SOURCES[fn] = (fn.__code__, source)
+    return source
+
+
+#: Sources already read, per function, with the code object they were read for: a warm start
+#: reads each function once although fingerprinting and guarding both ask (a function given a
+#: new ``__code__`` is read again).
+_SOURCES: "weakref.WeakKeyDictionary[types.FunctionType, tuple[types.CodeType, Source]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _read(fn: types.FunctionType, label: str) -> Source:
     try:
         # inspect would follow ``__wrapped__``; its code is the wrapper's own. (Only then the
         # code: finding the module of a bare code object scans ``sys.modules``, which is slow.)

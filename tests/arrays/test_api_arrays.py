@@ -18,10 +18,6 @@ from sxad import api
 from sxad.ir import BOOL, F32, F64, I64, ArrayType, Func
 from sxad.prims import Emitter
 
-needs_array_frontend = pytest.mark.skipif(
-    not api._frontend_lowers_arrays(), reason="the frontend does not lower array code yet")
-
-
 def numeric_grad(fn, args, i, h=1e-6):
     x = np.asarray(args[i], dtype=float)
     out = np.zeros(x.size)
@@ -277,20 +273,6 @@ def reference_step(W, b, X, y):
     return value
 
 
-def frontend_inlines_transformed_functions() -> str:
-    """'' when the frontend compiles ``train_step`` whole, else why not."""
-    if not api._frontend_lowers_arrays():
-        return "the frontend does not lower array code yet"
-    try:
-        api._lower(api._Key(train_step, (ArrayType(F64, 1), F64, ArrayType(F64, 2),
-                                         ArrayType(F64, 1)), "primal"))
-    except (sxad.UnsupportedError, TypeError) as err:
-        return f"the frontend does not inline sxad.value_and_grad calls yet: {err}"
-    return ""
-
-
-@pytest.mark.skipif(bool(frontend_inlines_transformed_functions()),
-                    reason=frontend_inlines_transformed_functions() or "ready")
 def test_a_training_step_calling_value_and_grad_compiles_and_trains():
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(20, 3)), rng.uniform(-0.5, 0.5, size=20)
@@ -311,7 +293,6 @@ def test_a_training_step_calling_value_and_grad_compiles_and_trains():
 
 # --------------------------------------------------------------------------- source-level
 
-@needs_array_frontend
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=str)
 def test_source_level_grad_jvp_vjp_hessian(dtype):
     rng = np.random.default_rng(5)
@@ -333,15 +314,6 @@ def test_source_level_grad_jvp_vjp_hessian(dtype):
 
 # --------------------------------------------------------------------------- tuple arguments
 
-def _frontend_lowers_tuples() -> bool:
-    try:
-        api._lower(api._Key(tuple_loss, ((ArrayType(F64, 2), ArrayType(F64, 1)),
-                                         ArrayType(F64, 2)), "primal"))
-    except (sxad.UnsupportedError, TypeError):
-        return False
-    return True
-
-
 def tuple_loss(params, x):
     W, b = params
     return np.sum(np.tanh(x @ W + b) ** 2)
@@ -358,17 +330,11 @@ def sgd(params, x, lr):
     return value
 
 
-needs_tuple_frontend = pytest.mark.skipif(
-    not (api._frontend_lowers_arrays() and _frontend_lowers_tuples()),
-    reason="the frontend does not lower tuple arguments yet")
-
-
 def tuple_problem():
     rng = np.random.default_rng(11)
     return (rng.normal(size=(3, 2)), rng.normal(size=2)), rng.normal(size=(4, 3))
 
 
-@needs_tuple_frontend
 def test_a_tuple_argument_gets_a_tuple_gradient():
     params, x = tuple_problem()
     value, grads = sxad.value_and_grad(tuple_loss)(params, x)
@@ -384,7 +350,6 @@ def test_a_tuple_argument_gets_a_tuple_gradient():
     assert structure == (0, (1, 2)) and program.arg_names[:2] == ("params_0", "params_1")
 
 
-@needs_tuple_frontend
 def test_jvp_and_vjp_with_a_tuple_argument():
     params, x = tuple_problem()
     tangents = ((np.ones((3, 2)), np.zeros(2)), np.zeros((4, 3)))
@@ -399,7 +364,6 @@ def test_jvp_and_vjp_with_a_tuple_argument():
         sxad.jvp(tuple_loss, (params, x), (np.ones((3, 2)), np.zeros((4, 3))))
 
 
-@needs_tuple_frontend
 def test_a_compiled_step_updates_the_items_of_a_tuple_in_place():
     params, x = tuple_problem()
     W, b = (p.copy() for p in params)
