@@ -393,3 +393,25 @@ def test_simplify_moves_a_transpose_of_a_product_onto_its_operands():
     args = [rng.normal(size=(4, 3)), rng.normal(size=(4, 2))]
     for got, want in zip(interpret(simplified, args), interpret(func, args)):
         np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_simplify_lets_elementwise_ops_broadcast_by_themselves():
+    """op(broadcast_like(a, y), y) → op(a, y) and op(expand_dims(s), y) → op(s, y) for a scalar
+    s: no full-size broadcast array is made. Values and shapes agree with the unsimplified
+    program."""
+    from sxad.ir import ArrayType
+    y, row, s = Value(ArrayType(F64, 2), "y"), Value(ArrayType(F64, 1), "row"), Value(F64, "s")
+    b = Emitter([y, row, s])
+    spread = b.mul(b.broadcast_like(row, y), y)
+    grown = b.lt(y, b.expand_dims(s, axes=(0,)))
+    kept = b.add(b.expand_dims(s, axes=(0,)), row)
+    func = make(b, [spread, grown, kept])
+    simplified = verify(dce(simplify(func)), result_types)
+    prims = [op.prim for op in simplified.body.ops]
+    assert Prim.BROADCAST_LIKE not in prims and Prim.EXPAND_DIMS not in prims, \
+        format_func(simplified)
+    rng = np.random.default_rng(1)
+    args = [rng.normal(size=(3, 4)), rng.normal(size=4), 0.25]
+    for got, want in zip(interpret(simplified, args), interpret(func, args)):
+        np.testing.assert_array_equal(got, want)
+        assert np.shape(got) == np.shape(want)
