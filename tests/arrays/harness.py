@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+import pytest
 
 from oracles import assert_close
 from sxad.ad.forward import jvp_program
@@ -128,3 +129,26 @@ def check_backends(func: Func, args: Sequence[Any]) -> None:
         assert_close(flat(got), flat(want), "backends", f"{program.name}: Python vs interpreter")
         for g, w in zip(got, want):
             assert np.shape(g) == np.shape(w), (program.name, np.shape(g), np.shape(w))
+
+
+def derivative_tests(cases: Sequence[Any]) -> tuple[Any, Any, Any]:
+    """The three checks every hand-built case gets, as parametrized tests a test module binds
+    to its own names: f64 derivatives (``check_derivatives``), f32 against f64 (``check_f32``),
+    optimized and generated Python (``check_backends``). A case maps a float dtype to
+    ``(func, args)``."""
+    from sxad.ir import F32, F64
+    over_cases = pytest.mark.parametrize("case", cases, ids=lambda c: c.__name__)
+
+    @over_cases
+    def test_f64_derivatives(case: Any) -> None:
+        check_derivatives(*case(F64))
+
+    @over_cases
+    def test_f32_derivatives_match_f64(case: Any) -> None:
+        check_f32(*case(F32), *case(F64))
+
+    @over_cases
+    def test_optimized_and_python_agree(case: Any) -> None:
+        check_backends(*case(F64))
+
+    return test_f64_derivatives, test_f32_derivatives_match_f64, test_optimized_and_python_agree

@@ -8,8 +8,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from arrays.harness import (array, check_backends, check_derivatives, check_f32, derivatives,
-                            numpy_value)
+from arrays.harness import (array, check_backends, check_derivatives, check_f32, derivative_tests,
+                            derivatives, numpy_value)
 from ir_builders import branch, loop
 from sxad.backends.interpreter import interpret
 from sxad.ir import F32, F64, I64, Func, Prim, Type, Value
@@ -184,19 +184,8 @@ CASES: list[Case] = [scalar_and_vector, column_and_row, matrix_and_vector, one_s
                      loop_with_tape, branch_on_reduction, branch_in_loop, products]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
-def test_f64_derivatives(case: Case) -> None:
-    check_derivatives(*case(F64))
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
-def test_f32_derivatives_match_f64(case: Case) -> None:
-    check_f32(*case(F32), *case(F64))
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
-def test_optimized_and_python_agree(case: Case) -> None:
-    check_backends(*case(F64))
+test_f64_derivatives, test_f32_derivatives_match_f64, test_optimized_and_python_agree = \
+    derivative_tests(CASES)
 
 
 # --------------------------------------------------------------------------- reductions

@@ -11,8 +11,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from arrays.harness import (array, check_backends, check_derivatives, check_f32, derivatives,
-                            directional_difference, flat, float_params)
+from arrays.harness import (array, check_backends, check_derivatives, derivative_tests,
+                            derivatives, directional_difference, flat, float_params)
 from arrays.test_array_ad import args_for
 from ir_builders import loop
 from oracles import assert_close
@@ -175,19 +175,8 @@ CASES: list[Case] = [rows_and_elements, slices, cross_entropy, gathers, overwrit
                      row_updates, reshapes, creation]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
-def test_f64_derivatives(case: Case) -> None:
-    check_derivatives(*case(F64))
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
-def test_f32_derivatives_match_f64(case: Case) -> None:
-    check_f32(*case(F32), *case(F64))
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
-def test_optimized_and_python_agree(case: Case) -> None:
-    check_backends(*case(F64))
+test_f64_derivatives, test_f32_derivatives_match_f64, test_optimized_and_python_agree = \
+    derivative_tests(CASES)
 
 
 def _adjoint(case: Case) -> tuple[Func, list]:

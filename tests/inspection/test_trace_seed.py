@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import sxad
+from golden_programs import eq_3_44
 from sxad.tracing import Trace, statement
 from tolerances import TOL
 
@@ -21,15 +22,6 @@ SEED_ATOL = TOL["seed"]["atol"]
 
 def f(x1, x2):
     return np.log(x1) + x1 * x2 - np.sin(x2)
-
-
-def eq_3_44(x):
-    a = np.exp(x)
-    b = a ** 2
-    c = a + b
-    d = np.exp(c)
-    e = np.sin(c)
-    return d + e
 
 
 # Table 3.1, left and right, as (name, statement, value). The seed writes "v̇₀ cos v₀" for our
