@@ -186,13 +186,20 @@ def _index_vjp(b, yb, xs, ys, attrs):
 
 # --------------------------------------------------------------------------- index_add
 
-def _index_add_type(ts: Sequence[Type], attrs: dict) -> Type:
-    ct, like = ts[0], ts[1]
-    region = _index_type(like, ts[2:], tuple(attrs["spec"]), "index_add")
-    if dtype_of(ct) != dtype_of(like) or rank_of(ct) > rank_of(region):
-        raise RuleError(f"index_add: a cotangent of {like.dtype} broadcasting to {region} is "
-                        f"needed, got {ct}")
-    return like
+def _writes_into(name: str, what: str, value_at: int, target_at: int) -> Callable[..., Type]:
+    """The type rule of a prim writing ``ts[value_at]`` into the indexed region of
+    ``ts[target_at]`` (its result type): same dtype, broadcasting to the region."""
+    def type_(ts: Sequence[Type], attrs: dict) -> Type:
+        value, target = ts[value_at], ts[target_at]
+        region = _index_type(target, ts[2:], tuple(attrs["spec"]), name)
+        if dtype_of(value) != dtype_of(target) or rank_of(value) > rank_of(region):
+            raise RuleError(f"{name}: {what} of {dtype_of(target)} broadcasting to {region} is "
+                            f"needed, got {value}")
+        return target
+    return type_
+
+
+_index_add_type = _writes_into("index_add", "a cotangent", value_at=0, target_at=1)
 
 
 def _np_index_add(ct: Any, like: Any, *idx: Any, spec: Spec) -> Any:
@@ -218,13 +225,7 @@ def _index_add_vjp(b, yb, xs, ys, attrs):
 
 # --------------------------------------------------------------------------- set_index
 
-def _set_index_type(ts: Sequence[Type], attrs: dict) -> Type:
-    x, v = ts[0], ts[1]
-    region = _index_type(x, ts[2:], tuple(attrs["spec"]), "set_index")
-    if dtype_of(v) != dtype_of(x) or rank_of(v) > rank_of(region):
-        raise RuleError(f"set_index: a value of {dtype_of(x)} broadcasting to {region} is "
-                        f"needed, got {v}")
-    return x
+_set_index_type = _writes_into("set_index", "a value", value_at=1, target_at=0)
 
 
 def _np_set_index(x: Any, v: Any, *idx: Any, spec: Spec) -> Any:
