@@ -417,6 +417,25 @@ def widen_twice(x, n):
     return a * b
 
 
+def float_kept_by_break(x, n):
+    b = 0.5 * x
+    for i in range(3):
+        if n < 5:
+            break           # b leaves the loop a float; the other path makes it an int
+        b = n
+    return b * 2.0
+
+
+def float_kept_by_continue(x, n):
+    b = 0.5 * x
+    for i in range(4):
+        if i % 2 == 0:
+            b = b * x
+            continue        # carried to the next iteration as a float
+        b = n
+    return b + x
+
+
 def power_loop(x, n):
     r = 1.0
     for _ in range(n):
@@ -780,6 +799,9 @@ CORPUS = [
     Case(for_runtime_step, (1.3, 10, 0, -3), ids="for_runtime_step_down"),
     Case(widen_int_to_float, (1.3, 4)),
     Case(widen_twice, (1.3, 4)),
+    Case(float_kept_by_break, (1.3, 3)),
+    Case(float_kept_by_break, (1.3, 7), ids="float_kept_by_break_no_break"),
+    Case(float_kept_by_continue, (1.3, 3)),
     Case(power_loop, (1.3, 5)),
     Case(loop_index_after, (1.3, 4)),
     Case(halving, (13.0,)),

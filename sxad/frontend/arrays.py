@@ -308,9 +308,9 @@ class ArrayOps(Expressions):
         back_to_bool = dtype_of(x.type) is BOOL and prim in (Prim.REDUCE_MAX, Prim.REDUCE_MIN)
         if dtype_of(x.type) is BOOL:
             x = self.to_dtype(x, I64)
-        if not axes:
+        if not axes and (x.type.rank > 0 or keepdims):   # axis=(): nothing is reduced
             return x
-        attr = None if len(axes) == x.type.rank else axes
+        attr = None if len(axes) == x.type.rank else axes   # of a rank-0 array: a number
         y = self.b.emit(prim, x, axes=attr, keepdims=bool(keepdims))
         return self.mask(y) if back_to_bool else y
 

@@ -79,12 +79,20 @@ def _square(lw: "Expressions", xs: Sequence[Value]) -> Value:
     return lw.b.mul(x, x)
 
 
+#: Whether this numpy's ``np.floor``/``np.ceil`` give integers and bools back as they are (numpy
+#: ≥ 2.3) rather than as floats.
+NP_ROUNDING_KEEPS_INTS = np.floor(np.int64(1)).dtype.kind == "i"
+
+
 def _rounding(prim: Prim, to_int: bool) -> Lower:
-    """``math.floor`` gives an int (FLOOR, then a cast); ``np.floor`` stays a float."""
+    """``math.floor`` gives an int (FLOOR, then a cast); ``np.floor`` keeps a float's dtype,
+    and an int's or a bool's as the installed numpy does (``NP_ROUNDING_KEEPS_INTS``)."""
     def lower(lw: "Expressions", xs: Sequence[Value]) -> Value:
         x = xs[0]
         if not dtype_of(x.type).is_float:
-            return lw.to_dtype(x, I64 if to_int else F64)
+            if to_int:
+                return lw.to_dtype(x, I64)
+            return lw.copy(x) if NP_ROUNDING_KEEPS_INTS else lw.to_dtype(x, F64)
         y = lw.b.emit(prim, x)
         return lw.to_dtype(y, I64) if to_int else y
     return lower

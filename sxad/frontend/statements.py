@@ -140,14 +140,18 @@ class Statements(Objects):
                 merged.env[name] = stale or Unbound(where)
             else:
                 live = [s.env.get(name) for s in _live(ts, es)]
+                later = [s.env.get(name) for s in _read_later(ts, es)]
                 self._merge_bound(name, a, c, live, (tb, eb), slots,
-                                  lambda v, name=name: merged.env.__setitem__(name, v))
+                                  lambda v, name=name: merged.env.__setitem__(name, v), later)
 
     def _merge_bound(self, name: str, a: Bound | None, c: Bound | None, live: list,
                      builders: tuple[Emitter, Emitter], slots: "_Slots",
-                     store: Callable[[Bound], None]) -> None:
+                     store: Callable[[Bound], None], later: Sequence[object] = ()) -> None:
         """One variable's merged value: an ``if`` result per differing value (tuples part by
-        part). ``live`` are its values on the paths that go on after the ``if``."""
+        part). ``live`` are its values on the paths that go on after the ``if``; ``later``
+        also those on paths that broke out of or continued a loop, which are read after it
+        or in its next iteration: the merged type is wide enough for them too (a float kept
+        by a ``break`` is never cast to the int the other path holds)."""
         if a is c:
             store(a)
             return
@@ -170,7 +174,8 @@ class Statements(Objects):
             for k in range(len(shape)):
                 pick = [x[k] for x in live]
                 self._merge_bound(name, *(x[k] if isinstance(x, tuple) else None for x in (a, c)),
-                                  pick, builders, slots, part(k))
+                                  pick, builders, slots, part(k),
+                                  [x[k] for x in later if isinstance(x, tuple) and len(x) > k])
             return
         t = shape.type
         for x in live:
@@ -178,6 +183,9 @@ class Statements(Objects):
                 raise self.fail(merge_message(name, t, x.type) if isinstance(x, Value) else
                                 f"`{name}` is a tuple on one path and a value on another")
             t = join_types(t, x.type)
+        for x in later:
+            if isinstance(x, Value) and join_types(t, x.type) is not None:
+                t = join_types(t, x.type)
         tb, eb = builders
         view = next((self.shared.views[x] for x in (a, c) if x in self.shared.views), None)
         if view is not None:   # still (maybe) a view: never updated in place
@@ -412,6 +420,11 @@ def _live(ts: State, es: State) -> list[State]:
     """The branches whose variables matter after a merge (dead branches do not count)."""
     return [s for s in (ts, es) if not s.dead] or \
         [s for s in (ts, es) if not s.has_returned] or [ts, es]
+
+
+def _read_later(ts: State, es: State) -> list[State]:
+    """The branches whose variables may still be read: all but those that returned."""
+    return [s for s in (ts, es) if not s.has_returned]
 
 
 def _bound_after(name: str, ts: State, es: State) -> bool:

@@ -387,11 +387,19 @@ def test_an_update_in_place_the_native_entry_declines_is_still_written_back(monk
         sxad.jit(step)(frozen, np.ones(3))
 
 
-@pytest.mark.xfail(strict=True, reason="np.sum of a rank-0 array is typed f64[] (a rank-0 array), "
-                   "not a float as numpy's np.sum gives and docs/ARRAYS.md §1 says of full "
-                   "reductions: grad then refuses the function as array-valued")
 def test_the_gradient_at_a_rank_0_array_is_a_rank_0_array():
     x = np.array(0.3)
     got = sxad.grad(squares)(x)
     assert isinstance(got, np.ndarray) and got.shape == () and got.dtype == np.float64
     np.testing.assert_allclose(got, squares_grad(x), rtol=1e-12)
+
+
+def _reductions_of_rank_0(x):
+    return np.sum(x), np.max(x), np.mean(x), np.min(x * 2.0)
+
+
+def test_full_reductions_of_a_rank_0_array_are_numbers_as_in_numpy():
+    x = np.array(0.75)
+    got = sxad.jit(_reductions_of_rank_0)(x)
+    assert all(not isinstance(g, np.ndarray) for g in got)
+    np.testing.assert_array_equal(got, _reductions_of_rank_0(x))

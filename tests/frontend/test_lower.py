@@ -142,6 +142,14 @@ def test_math_floor_gives_an_int_and_numpy_floor_a_float() -> None:
     assert [r.type for r in lower(f, [F64]).results] == [I64, F64, I64, F64]
 
 
+def test_numpy_rounding_of_ints_follows_the_installed_numpy() -> None:
+    def f(n, flag):
+        return np.floor(n), np.ceil(n), np.floor(flag)
+    want = [np.asarray(v).dtype for v in f(np.int64(3), np.bool_(True))]   # numpy ≥ 2.3 keeps ints
+    got = lower(f, [I64, BOOL]).results
+    assert [{I64: np.int64, F64: np.float64, BOOL: np.bool_}[r.type] for r in got] == want
+
+
 def test_carried_type_is_widened() -> None:
     from corpus import widen_int_to_float, widen_twice
     for fn in (widen_int_to_float, widen_twice):
