@@ -4,27 +4,40 @@
 ``llvm.exp`` in a loop stays a scalar libm call per element, so array loops (``map`` bodies)
 use these instead: range reduction, an FMA polynomial and exponent-bit arithmetic, all
 straight-line code (selects, no branches, no calls but ``llvm.fma``/``llvm.fabs``/
-``llvm.copysign``), which the loop vectorizer widens to ``<8 x double>``/``<16 x float>``.
+``llvm.copysign``/``llvm.ldexp``), which the loop vectorizer widens to ``<8 x double>``/
+``<16 x float>``. ``llvm.ldexp`` is used only with AVX-512, where it is one ``vscalef``.
 
-The edges are numpy's: nan in gives nan out, ±inf give their limits, overflow gives inf,
-results in the subnormal range are rounded once (the scale 2^k is applied as two normal
-factors), log of ±0 is -inf and of a negative number nan, the sign of zero is kept where
-numpy keeps it (expm1, log1p, tanh, sinh of -0 are -0; tanh and sinh of tiny x are x).
+The edges are numpy's: nan in gives nan out (whatever its payload), ±inf give their limits,
+overflow gives inf, results in the subnormal range are rounded once (2^k is applied by
+``vscalef``, or as two normal factors), log of ±0 is -inf and of a negative number nan, the
+sign of zero is kept where numpy keeps it (expm1, log1p, tanh, sinh of -0 are -0; tanh and
+sinh of tiny x are x).
+
+These loops are bound by the FMA/multiply units, so the cost is the number of multiplicative
+operations per element: exp is 3 FMAs of reduction, 11 of polynomial and one vscalef. Tried
+and measured slower on Zen 5 (AVX-512): a 2^(j/32) table with a degree-6 polynomial (the
+table load is a gather, 0.2 ns per element more); Estrin (no faster, and less accurate);
+a reciprocal estimate for f32 division (``fdiv arcp ninf``: rcp14 + Newton, slower than
+vdivps); integer arithmetic instead of an FMA for tanh's 1 - v/2.
 
 Speed over 10⁶ values against numpy's AVX-512 loops (benchmarks/bench_kernels.py, Zen 5):
-exp 1.2× (f64) / 1.9× (f32), tanh 1.5× / 0.9×, cosh 1.0× / 1.3×, sinh 0.9× / 0.8×. f32 tanh
-stays below numpy's table-driven code: a single f32 rational (1.4×) is 5 ulps off, gathers
-are slow, and every accurate form tried costs about as much as exp.
+exp 2.1× (f64) / 3.1× (f32), tanh 1.5× / 0.9×, cosh 1.6× / 1.9×, sinh 1.1× / 1.1×,
+1/(1 + exp(-x)) 3.3× / 4.1×. f32 tanh stays just below numpy's table-driven code: a single
+f32 rational (1.4×) is 5 ulps off, gathers are slow, and every accurate form tried costs
+about as much as exp.
 
     lower(cx, prim, xs) -> ir.Value | None     None: the prim or type is not handled here
     ULPS[(prim, type)]                         worst error against numpy, measured
 """
 from __future__ import annotations
 
+import functools
 import math
+import struct
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
+import llvmlite.binding as llvm
 from llvmlite import ir
 
 from sxad.ir import F32, F64, Prim, Type
@@ -54,10 +67,11 @@ class Format:
     ln2_split: tuple[float, float]     # ln2 = hi + lo, hi exact times any exponent (log)
     ln2_fma: tuple[float, float]   # ln2 = hi + lo, hi the nearest: with an FMA x - k*hi is exact
     sqrt_half_bits: int            # the bits of sqrt(1/2): log's mantissa range starts there
-    exp_terms: int                 # Taylor terms of exp on |r| <= ln2/2
+    exp_terms: int                 # Taylor terms of exp on |r| <= ln2/2 (expm1)
     log_coeffs: tuple[float, ...]  # fdlibm's minimax R(z) ~ (log(1+f) - 2s)/s, z = s^2
     hyper_high: float              # cosh, sinh overflow above this: the clamp of |x|
     # minimax coefficients (relative error, Remez in mpmath), constant term first:
+    exp_q: tuple[float, ...]       # e^r ~ 1 + r + r^2·Q(r) on |r| <= ln2/2
     exp_short: tuple[float, ...]   # e^r on |r| <= ln2/2, just enough for tanh's e^(-2|x|)
     tanh_p: tuple[float, ...]      # (tanh(x)/x - 1)/z ~ P(z)/Q(z), z = x^2, |x| < 1
     tanh_q: tuple[float, ...]
@@ -72,6 +86,9 @@ F64_FORMAT = Format(
      2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01,
      1.479819860511658591e-01),
     711.0,
+    (0.5000000000000012, 0.166666666666667, 0.041666666666515306, 0.00833333333330774,
+     0.0013888888947041467, 0.0001984126991623348, 2.4801489918691826e-05,
+     2.75572173141313e-06, 2.763128795270069e-07, 2.5117545614063405e-08),
     (1.0, 1.0000000000000064, 0.49999999999997286, 0.16666666666557742, 0.04166666666842598,
      0.008333333384665614, 0.0013888888499146296, 0.0001984117138442271,
      2.480191768015792e-05, 2.7639768183381513e-06, 2.7488446194124013e-07),
@@ -87,6 +104,8 @@ F32_FORMAT = Format(
     (float.fromhex("0x1.62e43p-1"), -1.904654299957768e-09), 0x3F3504F3, 8,
     (0xaaaaaa / 2 ** 24, 0xccce13 / 2 ** 25, 0x91e9ee / 2 ** 25, 0xf89e26 / 2 ** 26),
     90.0,
+    (0.5, 0.166665181517601, 0.04166620597243309, 0.008368889801204205,
+     0.0013950490392744541),
     (1.0000000716547142, 0.9999996919919519, 0.49998894850934494, 0.1666757472368791,
      0.04191538203034082, 0.008297655488348361),
     (-0.33333333272003784, -0.014710486640392813),
@@ -170,22 +189,63 @@ def _exp_taylor(fmt: Format) -> tuple[float, ...]:
     return tuple(1.0 / math.factorial(n) for n in range(fmt.exp_terms + 1))
 
 
-def _exp_parts(m: _Math, x: ir.Value, high: float) -> tuple[ir.Value, ir.Value]:
-    """(p, k) with exp(x) = 2^k · p, p = e^r to within an ulp; x clamped to [exp low, high]:
-    beyond it the result is inf or 0 anyway."""
-    ki, r, r_lo = _reduce(m, m.clamp(x, m.fmt.exp_range[0], high))
-    p = m.horner(r, _exp_taylor(m.fmt))
-    return m.fma(p, r_lo, p), ki
+def _exp_scaled(m: _Math, x: ir.Value, high: float, halve: bool = False) -> ir.Value:
+    """e^x (e^x / 2 with ``halve``) for x clamped to [exp low, high] (beyond it the result is
+    inf or 0 anyway): x = k·ln2 + r, e^r = 1 + r + r²·Q(r) (minimax; r's rounding error and
+    Q's cost under 0.3 ulp together, so no r_lo term), times 2^k rounded once."""
+    r, t = _exp_reduce(m, x, high)
+    p = m.horner(r, (1.0, 1.0) + m.fmt.exp_q)
+    return _times_pow2(m, p, t, -1 if halve else 0)
 
 
-def _scale(m: _Math, p: ir.Value, ki: ir.Value) -> ir.Value:
-    """p · 2^k, exact, then rounded once (subnormal results)."""
-    s1, s2 = _split_pow2(m, ki)
-    return m.b.fmul(m.b.fmul(p, s1), s2)
+def _exp_reduce(m: _Math, x: ir.Value, high: float) -> tuple[ir.Value, ir.Value]:
+    """(r, t): x clamped to [exp low, high] is k·ln2 + r, |r| <= ln2/2 (to r's rounding),
+    t = k + 1.5·2^mantissa, whose low bits are the integer k."""
+    b, fmt = m.b, m.fmt
+    x = m.clamp(x, fmt.exp_range[0], high)
+    shift = m.c(1.5 * 2.0 ** fmt.mantissa)
+    t = m.fma(x, m.c(1.0 / LN2), shift)
+    k = b.fsub(t, shift)
+    hi, lo = fmt.ln2_fma
+    return m.fma(k, m.c(-lo), m.fma(k, m.c(-hi), x)), t     # the inner fma is exact
+
+
+def _times_pow2(m: _Math, p: ir.Value, t: ir.Value, offset: int) -> ir.Value:
+    """p · 2^(k + offset), one rounding (subnormal results), for |k| <= 1100 given as
+    t = k + 1.5·2^mantissa: the integer k is in t's low bits (no fptosi, which would be
+    poison for nan). With AVX-512 that is ``llvm.ldexp``, one ``vscalefpd``; without it
+    ldexp would be a libm call per element, so there 2^k is split into two normal factors
+    (2^1024 and 2^-1075 are not normal) built by shifts. Not by adding k to p's exponent
+    bits: that would turn nans with a payload into numbers."""
+    b, fmt = m.b, m.fmt
+    if _has_vscalef():
+        ki = b.sub(b.bitcast(t, m.i), m.ci(_bits(1.5 * 2.0 ** fmt.mantissa, fmt) - offset))
+        ldexp = m.cx.declare(f"llvm.ldexp.{fmt.name}.i{m.i.width}", m.f, [m.f, m.i])
+        return b.call(ldexp, [p, ki])
+    k_bits = b.bitcast(t, m.i)
+    if offset:
+        k_bits = b.add(k_bits, m.ci(offset))
+    k_field = b.shl(k_bits, m.ci(fmt.mantissa))        # k in the exponent field (it fits)
+    half_field = b.shl(b.ashr(k_field, m.ci(fmt.mantissa + 1)), m.ci(fmt.mantissa))
+    one_field = m.ci(fmt.bias << fmt.mantissa)
+    s1 = b.bitcast(b.add(b.sub(k_field, half_field), one_field), m.f)   # 2^(k - k//2)
+    s2 = b.bitcast(b.add(half_field, one_field), m.f)                   # 2^(k//2)
+    return b.fmul(b.fmul(p, s1), s2)
+
+
+@functools.cache
+def _has_vscalef() -> bool:
+    """Whether the host (the code's target) has AVX-512's vscalef, which ldexp lowers to."""
+    return bool(llvm.get_host_cpu_features().get("avx512f"))
+
+
+def _bits(value: float, fmt: Format) -> int:
+    packing = {"f64": ("<d", "<q"), "f32": ("<f", "<i")}[fmt.name]
+    return struct.unpack(packing[1], struct.pack(packing[0], value))[0]
 
 
 def _exp(m: _Math, x: ir.Value) -> ir.Value:
-    return _scale(m, *_exp_parts(m, x, m.fmt.exp_range[1]))
+    return _exp_scaled(m, x, m.fmt.exp_range[1])
 
 
 def _expm1(m: _Math, x: ir.Value) -> ir.Value:
@@ -268,15 +328,18 @@ def _odd_small(m: _Math, ax: ir.Value) -> tuple[ir.Value, ir.Value]:
 
 def _minus_two_exp(m: _Math, ax: ir.Value) -> ir.Value:
     """-2·e^(-2|x|) for 0 <= |x| <= tanh_high, to about an ulp: the scale 2^k (k >= -60) is
-    added to the exponent bits of the polynomial (the -2 is folded into its coefficients)."""
+    added to the exponent bits of the polynomial (the -2 is folded into its coefficients).
+    The reduction works on |x| itself, not on y = -2|x| (one multiplication less): with
+    -2|x| = k·ln2 + r, h = -r/2 = |x| + k·ln2/2 is as exact as r (halving is), and
+    e^r = Σ c_n·(-2)^n·h^n evaluates, step by step, to the same bits as Σ c_n·r^n."""
     b, fmt = m.b, m.fmt
-    y = b.fmul(m.clamp(ax, 0.0, fmt.tanh_high), m.c(-2.0))
+    a = m.clamp(ax, 0.0, fmt.tanh_high)
     shift = m.c(1.5 * 2.0 ** fmt.mantissa)
-    t = m.fma(y, m.c(1.0 / LN2), shift)
+    t = m.fma(a, m.c(-2.0 / LN2), shift)
     k = b.fsub(t, shift)
     hi, lo = fmt.ln2_fma
-    r = m.fma(k, m.c(-lo), m.fma(k, m.c(-hi), y))
-    p = m.horner(r, tuple(-2.0 * coeff for coeff in fmt.exp_short))
+    h = m.fma(k, m.c(lo / 2), m.fma(k, m.c(hi / 2), a))
+    p = m.horner(h, tuple(-2.0 * coeff * (-2.0) ** n for n, coeff in enumerate(fmt.exp_short)))
     ki = b.sub(b.bitcast(t, m.i), b.bitcast(shift, m.i))
     return b.bitcast(b.add(b.bitcast(p, m.i), b.shl(ki, m.ci(fmt.mantissa))), m.f)
 
@@ -301,8 +364,7 @@ def _tanh(m: _Math, x: ir.Value) -> ir.Value:
 def _half_exp(m: _Math, ax: ir.Value) -> tuple[ir.Value, ir.Value]:
     """(h, 1/(4h)) with h = e^|x|/2, for |x| >= 0: the halving is exact in the scale, and h
     overflows to inf only where cosh and sinh do (1/(4h) is 0 then)."""
-    p, ki = _exp_parts(m, ax, m.fmt.hyper_high)
-    h = _scale(m, p, m.b.sub(ki, m.ci(1)))
+    h = _exp_scaled(m, ax, m.fmt.hyper_high, halve=True)
     return h, m.b.fdiv(m.c(0.25), h)
 
 
@@ -313,15 +375,31 @@ def _cosh(m: _Math, x: ir.Value) -> ir.Value:
 
 
 def _sinh(m: _Math, x: ir.Value) -> ir.Value:
-    """sinh|x| = |x| + |x|³·P(x²) below SINH_SMALL (no cancellation), h - 1/(4h) above (there
-    the relative error of h grows by at most (h + 1/4h)/(h - 1/4h) <= 1.04); sign copied."""
+    """sinh|x| = |x| + |x|³·P(x²) below SINH_SMALL (no cancellation), ``_sinh_large`` above;
+    sign copied."""
     b = m.b
     ax = m.call("fabs", x)
     z, ax3 = _odd_small(m, ax)
     small = m.fma(ax3, m.horner(z, m.fmt.sinh_p), ax)
-    h, h_inv = _half_exp(m, ax)
-    value = m.when(b.fcmp_unordered("<", ax, m.c(SINH_SMALL)), small, b.fsub(h, h_inv))
+    value = m.when(b.fcmp_unordered("<", ax, m.c(SINH_SMALL)), small, _sinh_large(m, ax))
     return m.call("copysign", value, x)
+
+
+def _sinh_large(m: _Math, ax: ir.Value) -> ir.Value:
+    """sinh|x| for |x| >= 2: with e^|x| = 2^k·(1 + q), q = r + r²·Q(r) (k >= 3),
+    sinh|x| = 2^(k-1)·(1 + (q - c)), c = 2^-2k/(1 + q) <= 2^-6/0.7. The one rounding that
+    matters is that of 1 + (q - c), in the result's own binade. (h - 1/(4h)) with h = e^|x|/2
+    rounded first was 2 ulps off from ln 8 to asinh 4: h past 4, sinh still below it, so
+    h's half ulp was a whole one of the result.) k is capped for c: beyond, c is below
+    2^-2·cap, far under an ulp, and 2^-2k stays normal."""
+    b, fmt = m.b, m.fmt
+    r, t = _exp_reduce(m, ax, fmt.hyper_high)
+    q = m.fma(b.fmul(r, r), m.horner(r, fmt.exp_q), r)
+    ki = b.sub(b.bitcast(t, m.i), m.ci(_bits(1.5 * 2.0 ** fmt.mantissa, fmt)))
+    cap = m.ci(fmt.mantissa + 8)
+    kc = m.when(b.icmp_signed(">", ki, cap), cap, ki)
+    c = b.fdiv(m.pow2(b.mul(kc, m.ci(-2))), b.fadd(m.c(1.0), q))
+    return _times_pow2(m, b.fadd(m.c(1.0), b.fsub(q, c)), t, -1)
 
 
 # --------------------------------------------------------------------------- the tables

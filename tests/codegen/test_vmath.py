@@ -59,23 +59,48 @@ def symbol(prim: Prim, dtype) -> str:
     return f"map_{prim.value}_{dtype}"
 
 
-@pytest.fixture(scope="module")
-def compiled():
-    """(functions by case, optimized module text): one module, compiled once."""
+def build(cases: list) -> tuple[dict, str, str]:
+    """(functions by case, optimized module text, its assembly) of map loops for ``cases``."""
     module = ir.Module(name="vmath_test")
     module.triple = llvm.get_process_triple()
     module.data_layout = str(runtime.shared_target_machine().target_data)
-    for prim, dtype in CASES:
+    for prim, dtype in cases:
         emit_map(module, symbol(prim, dtype), dtype, prim)
     runtime.register_symbols()
     llmod = compiler.parse(str(module))
     compiler.optimize(llmod)
     text = str(llmod)
+    assembly = runtime.shared_target_machine().emit_assembly(llmod)
     engine = llvm.create_mcjit_compiler(llmod, runtime.target_machine())
     engine.finalize_object()
-    functions = {case: UNARY(engine.get_function_address(symbol(*case))) for case in CASES}
+    functions = {case: UNARY(engine.get_function_address(symbol(*case))) for case in cases}
     functions["engine"] = engine      # keeps the code alive
+    return functions, text, assembly
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """(functions by case, optimized module text): one module, compiled once."""
+    functions, text, assembly = build(CASES)
+    functions["assembly"] = assembly
     return functions, text
+
+
+SCALED = [(prim, dtype) for dtype in DTYPES for prim in (Prim.EXP, Prim.SINH, Prim.COSH)]
+
+
+@pytest.fixture(scope="module")
+def compiled_without_vscalef():
+    """The functions that scale by 2^k, built as for a CPU without AVX-512 (2^k from shifts,
+    two multiplications), whatever this machine has."""
+    saved = vmath._has_vscalef
+    vmath._has_vscalef = lambda: False
+    try:
+        functions, text, _ = build(SCALED)
+    finally:
+        vmath._has_vscalef = saved
+    assert "llvm.ldexp" not in text
+    return functions
 
 
 def run(functions, prim: Prim, dtype, x: np.ndarray) -> np.ndarray:
@@ -189,8 +214,13 @@ def test_subnormal_results_rounded_once(compiled):
 
 
 def test_loops_vectorized(compiled):
-    """Each map loop has vector arithmetic and calls nothing but LLVM intrinsics."""
-    _, text = compiled
+    """Each map loop has vector arithmetic and calls nothing but LLVM intrinsics, and the
+    machine code calls nothing at all (``llvm.ldexp`` is used only where it is one
+    instruction, ``vscalef``, not a libm call per element)."""
+    functions, text = compiled
+    assert not re.search(r"\bcall[a-z]*\s", functions["assembly"]), "a call in the loops"
+    if vmath._has_vscalef():
+        assert "vscalefpd" in functions["assembly"] and "vscalefps" in functions["assembly"]
     width = {F64: 8, F32: 16} if llvm.get_host_cpu_features().get("avx512f") else \
         {F64: 4, F32: 8}
     for prim, dtype in CASES:
@@ -211,3 +241,73 @@ def test_not_handled_gives_none():
     assert vmath.lower(cx, Prim.EXP, [ir.Constant(ir.DoubleType(), 1.0)]) is not None
     assert set(vmath.ULPS) == {(p, t) for p in vmath.RULES for t in (F64, F32)}
     assert I64 not in vmath.FORMATS
+
+
+@pytest.mark.parametrize("prim,dtype", SCALED, ids=lambda v: str(v))
+def test_scaling_without_vscalef(compiled_without_vscalef, prim, dtype):
+    """The shift-and-multiply scaling (CPUs without AVX-512) meets the same bounds, edges
+    included: overflow to inf, subnormal results rounded once, underflow to 0."""
+    functions = compiled_without_vscalef
+    with np.errstate(all="ignore"):     # the f64 edges overflow f32 to inf: wanted
+        x = np.concatenate([sweep(dtype, np.random.default_rng(3)),
+                            np.array(EDGES, DTYPES[dtype]), thresholds(dtype)])
+        want = NUMPY[prim](x)
+        got = run(functions, prim, dtype, x)
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        assert ulps(got, want).max() <= vmath.ULPS[prim, dtype]
+        assert ulps(got, exact(prim, dtype, x)).max() <= vmath.ULPS_EXACT[prim, dtype]
+
+
+def thresholds(dtype) -> np.ndarray:
+    """±3000 ulps around where exp overflows, where its results turn subnormal and where
+    they underflow to 0, and where cosh and sinh overflow."""
+    points = ((709.782712893384, -708.3964185322641, -745.1332191019411, 710.4758600739439)
+              if dtype is F64 else (88.72283935546875, -87.33654022216797, -103.97208404541016,
+                                    89.41598510742188))
+    steps = np.arange(-3000, 3001)
+    return np.concatenate([np.sign(p) * ulp_steps(np.full(steps.size, abs(p), DTYPES[dtype]),
+                                                  steps) for p in points])
+
+
+@pytest.mark.parametrize("prim,dtype", SCALED, ids=lambda v: str(v))
+def test_thresholds(compiled, prim, dtype):
+    """Densely around the overflow, subnormal and underflow thresholds: within the bounds of
+    the correctly rounded result, inf exactly where that is inf, 0 exactly where it is 0."""
+    functions, _ = compiled
+    x = thresholds(dtype)
+    got = run(functions, prim, dtype, x)
+    want = exact(prim, dtype, x)
+    assert ulps(got, want).max() <= vmath.ULPS_EXACT[prim, dtype]
+    assert np.array_equal(np.isinf(got), np.isinf(want))
+    assert np.array_equal(got == 0, want == 0)
+    assert np.isinf(want).any() and (prim is not Prim.EXP or (want == 0).any())
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_nan_payloads(compiled, dtype):
+    """Every function gives nan for a nan with any payload and either sign (the exponent
+    arithmetic must never turn a nan's bits into a number)."""
+    functions, _ = compiled
+    int_type, quiet, top = ((np.int64, 0x7FF8000000000000, 51) if dtype is F64
+                            else (np.int32, 0x7FC00000, 22))
+    payloads = np.array([0, 1, 2, 3, 0x7FF, 1954, 0x3FF, (1 << top) - 1]
+                        + [1 << b for b in range(top)], np.int64)
+    bits = (quiet | payloads).astype(int_type)
+    x = np.concatenate([bits.view(DTYPES[dtype]), -bits.view(DTYPES[dtype]),
+                        (bits ^ (1 << top)).astype(int_type).view(DTYPES[dtype])])  # signalling
+    x = x[np.isnan(x)]
+    for prim in NUMPY:
+        got = run(functions, prim, dtype, x)
+        assert np.isnan(got).all(), (prim, x[~np.isnan(got)].view(int_type), got[~np.isnan(got)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_sinh_where_half_exp_crosses_a_binade(compiled, dtype):
+    """From ln 8 to asinh 4 (and the like further up) e^x/2 is past a power of two and sinh x
+    still below it: computing e^x/2 rounded first cost 2 ulps there."""
+    functions, _ = compiled
+    x = np.concatenate([np.linspace(2.0, 2.1, 200001), np.linspace(2.77, 2.78, 100001),
+                        np.linspace(3.46, 3.47, 100001)]).astype(DTYPES[dtype])
+    x = np.concatenate([x, -x])
+    got = run(functions, Prim.SINH, dtype, x)
+    assert ulps(got, exact(Prim.SINH, dtype, x)).max() <= 1
