@@ -4,6 +4,9 @@ A value is *varied* when it depends differentiably on the inputs being different
 *useful* when an output depends differentiably on it. Only values that are both (*active*) get
 tangents or adjoints; everything else costs no derivative work. Both analyses run to a fixed
 point over the whole function, so loop-carried values and tape pairs need no special order.
+
+``cut`` edges (op, argument position) carry nothing: a shift no result depends on
+(``shift.shift_edges``) is a constant to the derivatives, so it is not useful through them.
 """
 from __future__ import annotations
 
@@ -13,18 +16,21 @@ from ..ir import Block, Func, Op, Prim, Value
 from ..prims import rule_for
 from .common import loop_parts
 
+Edge = tuple[Op, int]
+
 
 def _differentiable(op: Op) -> bool:
     return rule_for(op.prim, "activity analysis").differentiable
 
 
-def _fixed_point(func: Func, start: Iterable[Value], sweep: Callable[..., None]) -> set[Value]:
+def _fixed_point(func: Func, start: Iterable[Value], sweep: Callable[..., None],
+                 *extra: object) -> set[Value]:
     """Grow the float values of ``start`` by whole-function ``sweep``s until nothing changes."""
     out = {v for v in start if v.type.is_float}
     pairs: dict[object, Value] = {}  # tape slot → the value its push or pop carries
     while True:
         size = len(out)
-        sweep(func.body, out, pairs)
+        sweep(func.body, out, pairs, *extra)
         if len(out) == size:
             return out
 
@@ -69,39 +75,42 @@ def _forward_loop(op: Op, out: set[Value], pushed: dict[object, Value]) -> None:
         _forward_block(region, out, pushed)
 
 
-def useful(func: Func, sinks: Iterable[Value]) -> set[Value]:
-    """Values on which ``sinks`` depend differentiably."""
-    return _fixed_point(func, sinks, _backward_block)
+def useful(func: Func, sinks: Iterable[Value], cut: frozenset[Edge] = frozenset()) -> set[Value]:
+    """Values on which ``sinks`` depend differentiably (through edges not ``cut``)."""
+    return _fixed_point(func, sinks, _backward_block, cut)
 
 
-def _backward_block(block: Block, out: set[Value], popped: dict[object, Value]) -> None:
+def _backward_block(block: Block, out: set[Value], popped: dict[object, Value],
+                    cut: frozenset[Edge]) -> None:
     for op in reversed(block.ops):
         if op.prim is Prim.IF:
             for region in op.regions:
                 for r, y in zip(op.results, region.yields):
                     _mark(out, y, r in out)
-                _backward_block(region, out, popped)
+                _backward_block(region, out, popped, cut)
         elif op.prim in (Prim.FOR, Prim.WHILE):
-            _backward_loop(op, out, popped)
+            _backward_loop(op, out, popped, cut)
         elif op.prim is Prim.POP:
             popped[op.attr("slot")] = op.result
         elif op.prim is Prim.PUSH:
             source = popped.get(op.attr("slot"))
             _mark(out, op.args[0], source is not None and source in out)
         elif _differentiable(op) and any(r in out for r in op.results):
-            for a in op.args:
-                _mark(out, a, True)
+            for k, a in enumerate(op.args):
+                _mark(out, a, (op, k) not in cut)
 
 
-def _backward_loop(op: Op, out: set[Value], popped: dict[object, Value]) -> None:
+def _backward_loop(op: Op, out: set[Value], popped: dict[object, Value],
+                   cut: frozenset[Edge]) -> None:
     init, param_sets, body = loop_parts(op)
     for j, value in enumerate(init):
         live = op.results[j] in out or any(params[j] in out for params in param_sets)
         _mark(out, body.yields[j], live)
         _mark(out, value, live)
-    _backward_block(body, out, popped)
+    _backward_block(body, out, popped, cut)
 
 
-def active(func: Func, wrt: Iterable[Value], outputs: Iterable[Value]) -> set[Value]:
+def active(func: Func, wrt: Iterable[Value], outputs: Iterable[Value],
+           cut: frozenset[Edge] = frozenset()) -> set[Value]:
     """Values that are both varied (by ``wrt``) and useful (to ``outputs``)."""
-    return varied(func, wrt) & useful(func, outputs)
+    return varied(func, wrt) & useful(func, outputs, cut)

@@ -15,6 +15,7 @@ from ..ir import Block, Func, Op, Prim, Value
 from ..prims import Emitter, rule_attrs, rule_for
 from .activity import varied
 from .common import max_slot, named, suffixed, tape_attrs, tape_of
+from .shift import shift_edges
 
 
 def jvp_program(func: Func, wrt: Sequence[int]) -> Func:
@@ -34,6 +35,7 @@ def jvp_program(func: Func, wrt: Sequence[int]) -> Func:
 class _Forward:
     def __init__(self, func: Func, seeds: Sequence[Value]) -> None:
         self.varied = varied(func, seeds)
+        self.cut = shift_edges(func)  # uses of a shift no output depends on: constants here
         self.tangent: dict[Value, Value] = {}
         self.slots = itertools.count(max_slot(func.body) + 1)
         self.tangent_slot: dict[object, object] = {}
@@ -62,7 +64,8 @@ class _Forward:
         if result is None or result not in self.varied:
             return
         rule = rule_for(op.prim, "forward mode (jvp)")
-        dxs = [self.tangent.get(a) for a in op.args]
+        dxs = [None if (op, k) in self.cut else self.tangent.get(a)
+               for k, a in enumerate(op.args)]
         dy = rule.jvp(b, op.args, dxs, op.results, **rule_attrs(rule, op))
         if dy is not None:
             self.tangent[result] = named(b, dy, suffixed(result, "dot"))

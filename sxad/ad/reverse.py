@@ -51,6 +51,7 @@ from ..prims import Emitter, rule_attrs, rule_for
 from .activity import active
 from .common import (defined_in, max_slot, named, next_tape, shape_sources, suffixed, tape_attrs,
                      tape_of)
+from .shift import shift_edges
 
 
 def vjp_program(func: Func, wrt: Sequence[int]) -> Func:
@@ -253,7 +254,8 @@ class _Reverse:
     def __init__(self, func: Func, wrt: Sequence[Value]) -> None:
         self.func = func
         outputs = [r for r in func.results if r.type.is_float]
-        self.active = active(func, wrt, outputs)
+        self.cut = shift_edges(func)  # uses of a shift no output depends on: constants here
+        self.active = active(func, wrt, outputs, self.cut)
         self.slots = itertools.count(max_slot(func.body) + 1)
         self.scopes: dict[Block, _Scope] = {}
         self.counts: dict[Op, Value] = {}  # while op → its trip count
@@ -329,6 +331,9 @@ class _Reverse:
         bars = list(rule.vjp(b, ybar, xs, ys, **rule_attrs(rule, op)))
         emitted = b.ops[start:]
         del b.ops[start:]
+        if any((op, k) in self.cut for k in range(len(bars))):
+            bars = [None if (op, k) in self.cut else c for k, c in enumerate(bars)]
+            emitted = _needed(emitted, bars)
         scatters = self.scatters(op.args, bars, emitted, adj)
         emitted = [e for e in emitted if all(e is not s for s in scatters.values())]
         bars = [None if k in scatters else c for k, c in enumerate(bars)]
@@ -516,6 +521,17 @@ class _Reverse:
         return [Op(Prim.CONST, (), (zero,), (("value", 0),)),
                 op.replace(args=(*op.args, zero), results=(*op.results, self.counts[op]),
                            regions=(cond, body))]
+
+
+def _needed(ops: Sequence[Op], roots: Sequence[Value | None]) -> list[Op]:
+    """The ops (pure, as a rule emits them) that ``roots`` depend on, in order."""
+    wanted = {v for v in roots if v is not None}
+    kept: list[Op] = []
+    for op in reversed(ops):
+        if any(r in wanted for r in op.results):
+            kept.append(op)
+            wanted.update(op.args)
+    return kept[::-1]
 
 
 def _unique(values: Iterator[Value]) -> list[Value]:

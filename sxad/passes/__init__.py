@@ -15,6 +15,7 @@ from ..prims import result_types
 from .cse import cse
 from .dce import dce
 from .fold import fold
+from .shapes import same_shapes
 from .simplify import simplify
 from .symbolic import simplify_symbolic
 
@@ -34,8 +35,10 @@ PIPELINE: list[tuple[str, Pass]] = ROUND + ROUND
 
 # Derivative programs: a round of cleanup (which also drops tape entries nothing pops), then
 # the sympy pass rewrites derivative expressions over the values already at hand (the seed's
-# σ' = σ(1 − σ)), then a round to clean up after it.
-DERIVATIVE_PIPELINE: list[tuple[str, Pass]] = ROUND + [("symbolic", simplify_symbolic)] + ROUND
+# σ' = σ(1 − σ)), ``shapes`` drops the unbroadcasts the derivative rules wrote where nothing
+# was broadcast, then a round to clean up after them.
+DERIVATIVE_PIPELINE: list[tuple[str, Pass]] = ROUND + [("symbolic", simplify_symbolic),
+                                                       ("shapes", same_shapes)] + ROUND
 
 
 def with_pass(entry: tuple[str, Pass], after: str, pipeline: Sequence[tuple[str, Pass]] = ROUND,
@@ -77,5 +80,5 @@ def _dump_filter() -> set[str] | None:
     return {name.strip() for name in value.split(",")}
 
 
-__all__ = ["DERIVATIVE_PIPELINE", "PIPELINE", "ROUND", "Pass", "cse", "dce", "fold", "optimize", "simplify",
-           "with_pass"]
+__all__ = ["DERIVATIVE_PIPELINE", "PIPELINE", "ROUND", "Pass", "cse", "dce", "fold", "optimize",
+           "same_shapes", "simplify", "with_pass"]

@@ -301,7 +301,17 @@ def _transposed(s: Simplifier, x: Value) -> Value:
     return s.b.transpose(x)
 
 
+def _unbroadcast_neg(s: Simplifier, op: Op) -> Value | None:
+    """unbroadcast(-c, like) → -unbroadcast(c, like): negate the sum, usually the smaller
+    array (``a - b``'s cotangent for ``b``), and ``-c`` need not be stored for it."""
+    c = s.negated(op.args[0])
+    if c is None:
+        return None
+    return s.b.neg(s.b.unbroadcast(c, op.args[1]), hint=s.hint)
+
+
 RULES: dict[Prim, tuple[Rule, ...]] = {
+    Prim.UNBROADCAST: (_unbroadcast_neg,),
     Prim.ADD: (_add_zero, _add_negation, _implicit_broadcast),
     Prim.SUB: (_sub_zero, _sub_negation, _implicit_broadcast),
     Prim.MUL: (_mul_one, _negations_out(Prim.MUL), _implicit_broadcast),

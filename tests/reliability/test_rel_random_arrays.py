@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import sxad
@@ -78,6 +78,16 @@ def directional(fn, args, direction, h=1e-5):
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(source=programs(), seed=st.integers(0, 2 ** 16), n=st.integers(0, 3))
+@example(
+    source='def generated(x, v, s, n):\n    a0 = x * 0.0 + x\n    a1 = x * 0.0 + a0\n    if np.sum(a0) > 0.3:\n        a2 = x * 0.0 + a0\n    else:\n        a2 = x * 0.0 + (a0 * (x @ v)[:, None])\n    return np.sum(a0 * x) + np.sum(a2)\n',
+    seed=0,
+    n=0,
+)   # the shapes pass took a popped (3, 1) array for (1, 1)
+@example(
+    source='def generated(x, v, s, n):\n    a0 = x * 0.0 + x\n    a1 = x * 0.0 + a0\n    if np.sum(a0) > 0.3:\n        a2 = x * 0.0 + a0\n    else:\n        a2 = x * 0.0 + (a0 * np.mean(x, axis=1, keepdims=True))\n    return np.sum(a0 * x) + np.sum(a2)\n',
+    seed=0,
+    n=0,
+)   # the shapes pass took a popped (3, 1) array for (1, 1)
 def test_random_array_programs_differentiate_correctly(source, seed, n):
     fn = load(source)
     rng = np.random.default_rng(seed)
