@@ -12,11 +12,10 @@
 3. a matmul-heavy function, a 2-layer MLP forward on 512×512, against numpy (target: within 10%;
    both call the same OpenBLAS).
 
-PyTorch (eager) and JAX (``jit``) rows appear when they are installed. Times are the best of
-several repeats (the machine is shared: the minimum is the least disturbed run). PyTorch runs
-on one thread for parts 1 and 2, as sxad's loops do (with two OpenMP threads on a busy 2-core
-machine its small loops took milliseconds, waiting at barriers), and on all cores for part 3,
-where numpy's and sxad's OpenBLAS use them too.
+sxad runs large loops on its thread pool (every core, ``SXAD_THREADS``); part 1 also shows
+sxad on one thread, against numpy's one. PyTorch (eager) and JAX (``jit``) rows appear when
+they are installed, each with its own default threads. Times are the best of several repeats
+(the machine is shared: the minimum is the least disturbed run).
 """
 from __future__ import annotations
 
@@ -24,7 +23,8 @@ import argparse
 import os
 import sys
 import timeit
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -99,9 +99,19 @@ def framework(name: str, make: Callable[[], Callable[[], object]], ours: float) 
     LATER.append(measure)
 
 
-def torch_fn(fn, *arrays, threads: int = 1):
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """sxad's loops on their caller only (the pool set to one thread)."""
+    from codegen import threads
+    threads.set_threads(1)
+    try:
+        yield
+    finally:
+        threads.set_threads(threads.default_threads())
+
+
+def torch_fn(fn, *arrays):
     import torch
-    torch.set_num_threads(threads)
     tensors = [torch.from_numpy(a) for a in arrays]
     return lambda: fn(torch, *tensors)
 
@@ -142,9 +152,12 @@ def elementwise() -> None:
                 np.testing.assert_allclose(f(x), fn(x), rtol=1e-4 if f32 else 1e-10,
                                            atol=1e-6 if f32 else 1e-14)
                 ours = best(lambda: f(x))
+                with one_thread():
+                    single = best(lambda: f(x))
                 numpy = best(lambda: fn(x))
                 row(f"{kind}, {name}: sxad", ours,
                     versus("numpy", ours, numpy, "target ≥ 3×"))
+                row(f"{kind}, {name}: sxad, 1 thread", single, versus("numpy", single, numpy))
                 row(f"{kind}, {name}: numpy", numpy)
                 framework(f"{kind}, {name}: PyTorch eager",
                           lambda x=x, lib_fn=lib_fn: torch_fn(lib_fn, x), ours)
@@ -170,7 +183,6 @@ def mixture_lib(lib, x, mu, log_sigma, logits):
 
 def torch_value_and_grad(fn, arrays, wrt):
     import torch
-    torch.set_num_threads(1)
     tensors = [torch.from_numpy(a) for a in arrays]
 
     def run():
@@ -237,7 +249,7 @@ def matmul_heavy() -> None:
         row(f"{name}: sxad", ours, f"sxad / numpy = {ours / numpy:.2f} (target ≤ 1.10)")
         row(f"{name}: numpy", numpy)
         framework(f"{name}: PyTorch eager",
-                  lambda a=args: torch_fn(mlp_lib, *a, threads=os.cpu_count() or 1), ours)
+                  lambda a=args: torch_fn(mlp_lib, *a), ours)
         framework(f"{name}: JAX jit", lambda a=args: jax_fn(mlp_lib, *a), ours)
 
 

@@ -54,6 +54,8 @@ def new_module() -> ir.Module:
 
 def load(module: ir.Module):
     runtime.register_symbols()
+    from codegen import helpers
+    helpers.ensure(helpers.symbols())    # the gemm kernel calls the runtime library's
     llmod = compiler.parse(str(module))
     compiler.optimize(llmod)
     engine = llvm.create_mcjit_compiler(llmod, runtime.target_machine())

@@ -5,12 +5,30 @@ interface with 64-bit integers (``scipy_cblas_dgemm64_``…). ``register()`` fin
 ctypes and gives its functions stable names (``sxad.blas.dgemm``…) with ``llvm.add_symbol``,
 so the IR, and the object code cached on disk, never holds an address.
 
-``emit_gemm``/``emit_gemv`` emit a row-major call at the builder's position. Without OpenBLAS
-(another numpy build) or with ``SXAD_BLAS=0`` they call a kernel emitted into the module
-instead (once per dtype): a packed, register-blocked gemm (Goto/BLIS style: an MR×NR tile of C
-held in vector registers, A and B packed into zero-padded panels) and a vectorizable gemv.
-OpenBLAS is called at every size: its own small-matrix path costs ~0.05 µs at 4×4×4 and beats
-the kernel on nearly every small shape (benchmarks/bench_kernels.py).
+``emit_gemm``/``emit_gemv`` emit a row-major call at the builder's position. gemm: products of
+at least ``OWN_WORK`` multiply-adds (m·n·k ≥ 2²²) call the runtime library's packed,
+register-blocked kernel ``sxad.rt.gemm.<t>`` (Goto/BLIS style: an MR×NR tile of C held in
+vector registers, A and B packed into zero-padded panels), which runs on the thread pool
+(``codegen.threads``) from ``PARALLEL_WORK`` (2²¹) on: one part per thread, along C's columns
+when n ≥ m, else its rows, each part packing its own panels. Smaller products call OpenBLAS:
+its small-matrix path costs ~0.05 µs at 4×4×4 and wins on skinny shapes (n = 10: the kernel
+computes whole 32-column tiles). Without OpenBLAS (another numpy build) or with ``SXAD_BLAS=0``
+every product goes to the kernel. gemv: OpenBLAS, else a vectorizable loop emitted into the
+module (once per dtype).
+
+Why the rule (f32 GFLOP/s, this 2-core AVX-512 EPYC, best of 7; the machine was shared, so
+the 2-thread columns are lower bounds; ``.scratch``-style bench in docs/THREADS.md):
+
+    shape m×n×k          OpenBLAS 1t  OpenBLAS 2t  kernel 1t  kernel 2t
+    256×512×784 NT           129          215         210     see THREADS.md
+    512×512×256 TN           127          223         183
+    256×10×512 NT (skinny)    76          129          34
+    128×128×64 NT (digits)   118           74         157
+    128×10×128 NT (digits)    72           72          31
+    64×64×64                 115          115         110
+
+The kernel on one core matches OpenBLAS on two at the MNIST shapes; OpenBLAS's two threads
+are erratic on a busy machine (128³: 30 ms once in 7), the pool's parts are not.
 
 OpenBLAS threads: numpy's OpenBLAS starts one thread per core, and with 2 threads its gemm
 falls below its 1-thread speed when the other core is busy. ``register()`` leaves the thread
@@ -153,9 +171,24 @@ def emit_gemm(cx, dtype: Type, trans_a: bool | ir.Value, trans_b: bool | ir.Valu
     ta, tb = _flag(trans_a), _flag(trans_b)
     alpha, beta = _scalar(fty, alpha), _scalar(fty, beta)
     own = [ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc]
+    types = [t for _, t in _gemm_arguments(fty)]
     if not _use_blas(blas):
-        cx.b.call(gemm_function(cx.module, dtype), own)
+        cx.b.call(_declare(cx.module, kernel_symbol(dtype), ir.VoidType(), types), own)
         return
+    kernel = _declare(cx.module, gemm_symbol(dtype), ir.VoidType(), types)
+    bd = cx.b
+    large = bd.icmp_signed(">=", bd.mul(bd.mul(m, n), k), _i(OWN_WORK))
+    with bd.if_else(large) as (ours, theirs):
+        with ours:
+            bd.call(kernel, own)
+        with theirs:
+            _call_openblas(cx, dtype, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+
+def _call_openblas(cx, dtype: Type, ta: ir.Value, tb: ir.Value, m: ir.Value, n: ir.Value,
+                   k: ir.Value, alpha: ir.Value, a: ir.Value, lda: ir.Value, b: ir.Value,
+                   ldb: ir.Value, beta: ir.Value, c: ir.Value, ldc: ir.Value) -> None:
+    fty = LL_FLOAT[dtype]
     cblas = _declare(cx.module, f"sxad.blas.{LETTER[dtype]}gemm", ir.VoidType(),
                      [INT32] * 3 + [INT64] * 3 + [fty, PTR, INT64, PTR, INT64, fty, PTR, INT64])
     # OpenBLAS checks leading dimensions even where it reads nothing (an empty operand, k = 0:
@@ -165,8 +198,8 @@ def emit_gemm(cx, dtype: Type, trans_a: bool | ir.Value, trans_b: bool | ir.Valu
     no_k = bd.icmp_signed("<=", k, _i(0))
     lda, ldb = (bd.select(no_k, widest, _max(bd, ld, _i(1))) for ld in (lda, ldb))
     ldc = _max(bd, ldc, _i(1))
-    cx.b.call(cblas, [ir.Constant(INT32, ROW_MAJOR), _trans_enum(cx.b, ta), _trans_enum(cx.b, tb),
-                      m, n, k, alpha, a, lda, b, ldb, beta, c, ldc])
+    bd.call(cblas, [ir.Constant(INT32, ROW_MAJOR), _trans_enum(bd, ta), _trans_enum(bd, tb),
+                    m, n, k, alpha, a, lda, b, ldb, beta, c, ldc])
 
 
 def emit_gemv(cx, dtype: Type, trans: bool | ir.Value, m: ir.Value, n: ir.Value,
@@ -281,15 +314,163 @@ def tile(dtype: Type) -> tuple[int, int, int]:
 
 
 KC, MC, NC = 256, 96, 4096      # the k, m, n block sizes of the packed panels (L1/L2/L3)
+#: Products of at least this many multiply-adds (m·n·k) go to the LLVM kernel on the pool
+#: rather than to OpenBLAS (see the module docstring for the measurements).
+OWN_WORK = 1 << 22
+#: ... and are split between threads from this many on (smaller ones run on the caller).
+PARALLEL_WORK = 1 << 21
 
 
 def gemm_function(module: ir.Module, dtype: Type) -> ir.Function:
-    """``void sxad.gemm.<t>(i1 ta, i1 tb, i64 m, n, k, T alpha, ptr a, i64 lda, ptr b,
-    i64 ldb, T beta, ptr c, i64 ldc)``, emitted into ``module`` once."""
+    """The one-thread kernel ``void sxad.gemm.<t>(i1 ta, i1 tb, i64 m, n, k, T alpha, ptr a,
+    i64 lda, ptr b, i64 ldb, T beta, ptr c, i64 ldc)``, emitted into ``module`` once."""
     name = f"sxad.gemm.{dtype}"
     if name in module.globals:
         return module.globals[name]
     return _GemmEmitter(module, dtype, name).fn
+
+
+def gemm_symbol(dtype: Type) -> str:
+    """The gemm kernels call for large products when OpenBLAS is there (module of the same
+    name), with ``gemm_function``'s arguments: the runtime library's kernel once it is
+    loaded, OpenBLAS until then (``emit_gemm_dispatch``)."""
+    return f"sxad.rt.gemm.{dtype}"
+
+
+def kernel_symbol(dtype: Type) -> str:
+    """The runtime library's gemm kernel (module of the same name), on the pool's threads
+    when the product is large enough (``emit_gemm_library``)."""
+    return f"sxad.rt.gemmk.{dtype}"
+
+
+def install_symbol(dtype: Type) -> str:
+    """``void (ptr kernel)``: the dispatcher of ``dtype`` calls ``kernel`` from now on."""
+    return f"sxad.rt.gemm_install.{dtype}"
+
+
+#: The dtypes whose dispatcher calls the kernel by now (else OpenBLAS).
+installed: set[Type] = set()
+
+
+def install_kernel(dtype: Type) -> None:
+    """Give the freshly loaded dispatcher of ``dtype`` its kernel (``helpers`` calls this on
+    load): now when the kernel's object code is on disk, else once it is built in the
+    background (``prefetch.later``)."""
+    from . import helpers, prefetch
+    name = kernel_symbol(dtype)
+
+    def install() -> None:
+        helpers.ensure([name])
+        setter = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(
+            llvm.address_of_symbol(install_symbol(dtype)))
+        setter(llvm.address_of_symbol(name))
+        installed.add(dtype)
+    if name in helpers.loaded() or helpers.cached(name):
+        install()
+    else:
+        prefetch.later(install)
+
+
+def emit_gemm_dispatch(module: ir.Module, dtype: Type) -> None:
+    """``gemm_symbol(dtype)`` and ``install_symbol(dtype)`` into ``module``: a product goes
+    to the kernel installed in a global (an acquire load), or to OpenBLAS while none is.
+
+    Why: the kernel's module takes ~0.25 s of LLVM to compile, once per machine, and any
+    kernel with a matmul links to it. Through the dispatcher, a first call on a cold machine
+    does not wait for it: ``after_dispatch_loaded`` builds it on a background thread and
+    installs it when it is ready (products meanwhile run on OpenBLAS, whose results differ
+    from the kernel's in the last bits); from the disk cache it is installed before the
+    first call."""
+    fty = LL_FLOAT[dtype]
+    slot = ir.GlobalVariable(module, INT64, f"{gemm_symbol(dtype)}.kernel")   # an address
+    slot.linkage, slot.initializer = "internal", _i(0)
+    fn, b = _new_function(module, gemm_symbol(dtype), ir.VoidType(), _gemm_arguments(fty))
+    fn.linkage = "external"
+    address = b.load_atomic(slot, "acquire", 8, typ=INT64)
+    with b.if_else(b.icmp_unsigned("!=", address, _i(0))) as (ours, theirs):
+        with ours:   # llvmlite calls through a typed function pointer
+            b.call(b.inttoptr(address, fn.function_type.as_pointer()), list(fn.args))
+        with theirs:
+            _call_openblas(_Cx(module, b), dtype, *fn.args)
+    b.ret_void()
+    install, ib = _new_function(module, install_symbol(dtype), ir.VoidType(), [("kernel", PTR)])
+    install.linkage = "external"
+    ib.store_atomic(ib.ptrtoint(install.args[0], INT64), slot, "release", 8)
+    ib.ret_void()
+
+
+def _gemm_arguments(fty: ir.Type) -> list[tuple[str, ir.Type]]:
+    return [("ta", INT1), ("tb", INT1), ("m", INT64), ("n", INT64), ("k", INT64),
+            ("alpha", fty), ("a", PTR), ("lda", INT64), ("b", PTR), ("ldb", INT64),
+            ("beta", fty), ("c", PTR), ("ldc", INT64)]
+
+
+def emit_gemm_library(module: ir.Module, dtype: Type) -> None:
+    """``kernel_symbol(dtype)`` into ``module``: products of at least ``PARALLEL_WORK``
+    multiply-adds split into one part per thread (``codegen.threads``), along C's columns when
+    n ≥ m (each part packs its own columns of op(B) and all of op(A)), else along its rows
+    (each packs its rows of op(A) and all of op(B)): the operand packed twice is the smaller
+    one. Parts are whole NR-column (MR-row) blocks, so two threads share no tile of C."""
+    from . import threads
+    fty = LL_FLOAT[dtype]
+    serial = gemm_function(module, dtype)
+    mr, nr, _ = tile(dtype)
+    fields = [t for _, t in _gemm_arguments(fty)] + [INT1]      # + by columns
+    record = ir.LiteralStructType(fields)
+    part, pb = _new_function(module, f"{kernel_symbol(dtype)}.part", ir.VoidType(),
+                             [("args", PTR), ("lo", INT64), ("hi", INT64)])
+    args, lo, hi = part.args
+    values = [pb.load(pb.gep(args, [_i32(0), _i32(f)], source_etype=record), typ=t)
+              for f, t in enumerate(fields)]
+    ta, tb, m, n, k, alpha, a, lda, bm, ldb, beta, c, ldc, by_cols = values
+    with pb.if_else(by_cols) as (columns, rows):
+        with columns:
+            j0 = pb.mul(lo, _i(nr))
+            width = pb.sub(_min(pb, pb.mul(hi, _i(nr)), n), j0)
+            b_at = _element(pb, fty, bm, pb.select(tb, pb.mul(j0, ldb), j0))
+            pb.call(serial, [ta, tb, m, width, k, alpha, a, lda, b_at, ldb, beta,
+                             _element(pb, fty, c, j0), ldc])
+        with rows:
+            i0 = pb.mul(lo, _i(mr))
+            height = pb.sub(_min(pb, pb.mul(hi, _i(mr)), m), i0)
+            a_at = _element(pb, fty, a, pb.select(ta, i0, pb.mul(i0, lda)))
+            pb.call(serial, [ta, tb, height, n, k, alpha, a_at, lda, bm, ldb, beta,
+                             _element(pb, fty, c, pb.mul(i0, ldc)), ldc])
+    pb.ret_void()
+
+    fn, b = _new_function(module, kernel_symbol(dtype), ir.VoidType(), _gemm_arguments(fty))
+    fn.linkage = "external"
+    m, n, k = fn.args[2:5]
+    count_threads = _declare(module, threads.POOL_THREADS, INT64, [])
+    small = b.icmp_signed("<", b.mul(b.mul(m, n), k), _i(PARALLEL_WORK))
+    with b.if_then(small):
+        b.call(serial, list(fn.args))
+        b.ret_void()
+    team = b.call(count_threads, [])
+    with b.if_then(b.icmp_signed("<", team, _i(2))):
+        b.call(serial, list(fn.args))
+        b.ret_void()
+    by_cols = b.icmp_signed(">=", n, m)
+    blocks = b.select(by_cols, b.sdiv(b.add(n, _i(nr - 1)), _i(nr)),
+                      b.sdiv(b.add(m, _i(mr - 1)), _i(mr)))
+    slot = b.alloca(record)
+    for f, value in enumerate([*fn.args, by_cols]):
+        b.store(value, b.gep(slot, [_i32(0), _i32(f)]))
+    # one part per thread: grain = blocks / threads makes parallel_for cut `team` parts
+    threads.emit_parallel_for(_Cx(module, b), part, slot, blocks, b.sdiv(blocks, team))
+    b.ret_void()
+
+
+class _Cx:
+    def __init__(self, module: ir.Module, builder: ir.IRBuilder) -> None:
+        self.module, self.b = module, builder
+
+    def declare(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+        return _declare(module=self.module, name=name, ret=ret, args=args)
+
+
+def _i32(value: int) -> ir.Constant:
+    return ir.Constant(INT32, value)
 
 
 class _GemmEmitter:

@@ -25,12 +25,20 @@ The ABI of every helper: arrays of rank ≤ 4 padded to rank 4 (leading axes of 
         register; rows added into rows are plain vectorizable loops.
     sxad.rt.acquire / allocate / release / disown / release_all (module ``sxad.rt.heap``)
         the per-call heap of ``codegen.arrays``.
+    sxad.rt.parallel_for / pool_set_threads / pool_info / pool_threads (``sxad.rt.pool``)
+        the thread pool of ``codegen.threads``.
+    void sxad.rt.gemm.<f32|f64>(i1 ta, i1 tb, i64 m, n, k, T alpha, ptr a, i64 lda, ptr b,
+                                i64 ldb, T beta, ptr c, i64 ldc)
+        ``codegen.blas``' packed gemm kernel, on the pool's threads for large products.
+
+Every module's engine lives as long as the process (the pool's workers run its code).
 
 The library is compiled at O2 with vectorization (four accumulators in reductions, and the
 narrower epilogue loop for short rows that kernels go without).
 """
 from __future__ import annotations
 
+import ctypes
 import sys
 import threading
 from typing import Any, Callable, Sequence
@@ -304,9 +312,16 @@ def _emit_reduce(module: ir.Module, name: str, prim: Prim, dtype: ScalarType) ->
 
 def _library() -> dict[str, tuple[Callable[[ir.Module], None], tuple[str, ...]]]:
     """Module name -> (what emits it, the symbols it defines)."""
+    from . import blas, threads
     from .arrays import HEAP_FUNCTIONS, HEAP_PREFIX, emit_heap_library
     table: dict[str, tuple[Callable[[ir.Module], None], tuple[str, ...]]] = {
-        f"{PREFIX}heap": (emit_heap_library, tuple(HEAP_PREFIX + n for n in HEAP_FUNCTIONS))}
+        f"{PREFIX}heap": (emit_heap_library, tuple(HEAP_PREFIX + n for n in HEAP_FUNCTIONS)),
+        threads.MODULE: (threads.emit_pool_library, threads.SYMBOLS)}
+    for dtype in (F32, F64):
+        name, kernel = blas.gemm_symbol(dtype), blas.kernel_symbol(dtype)
+        table[name] = (lambda m, d=dtype: blas.emit_gemm_dispatch(m, d),
+                       (name, blas.install_symbol(dtype)))
+        table[kernel] = (lambda m, d=dtype: blas.emit_gemm_library(m, d), (kernel,))
     for size in _SIZES:
         name = copy_name(size)
         table[name] = (lambda m, n=name, size=size: _emit_copy(m, n, size), (name,))
@@ -341,6 +356,14 @@ _lock = threading.RLock()
 _engines: dict[str, Any] = {}   # helper name -> the MCJIT engine holding its code (kept alive)
 
 
+def _after_load() -> dict[str, Callable[[], None]]:
+    """What runs once a module is loaded: the pool learns its thread count (a runtime
+    setting, so not compiled into the cached object)."""
+    from . import blas, threads
+    return {threads.MODULE: threads.configure,
+            **{blas.gemm_symbol(d): (lambda d=d: blas.install_kernel(d)) for d in (F32, F64)}}
+
+
 def module_text(name: str) -> str:
     """The unoptimized LLVM IR of the runtime library's module ``name``."""
     from .runtime import shared_target_machine
@@ -355,6 +378,11 @@ def key(name: str) -> str:
     from . import cache
     from .runtime import versions
     return digest(cache.FORMAT, versions(), cache.generator_digest(), "helper", name)
+
+
+def cached(name: str) -> bool:
+    """Whether module ``name``'s object code is in the disk cache (a file check, unverified)."""
+    return _objects.path(key(name)).exists()
 
 
 def ensure(names: Sequence[str]) -> None:
@@ -389,6 +417,7 @@ def _load(name: str) -> None:
         _objects.store(key_, obj)
     table = elf_symbols(obj)
     if table is not None:
+        ensure(sorted(table[0]))     # the library modules it calls (the gemm calls the pool)
         missing = unresolved(sorted(table[0]))
         if missing:
             raise CodegenError(f"runtime library {name} needs symbols nothing defines: "
@@ -401,7 +430,13 @@ def _load(name: str) -> None:
         if not address:
             raise CodegenError(f"helper object lacks {symbol}")
         llvm.add_symbol(symbol, address)
+    # Never freed, not even at interpreter shutdown: the pool's workers outlive every Python
+    # object (a sleeping worker returns into this code), so the engine is leaked on purpose.
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))
     _engines[name] = engine
+    hook = _after_load().get(name)
+    if hook is not None:
+        hook()
 
 
 def _compile(text: str) -> bytes:

@@ -433,6 +433,7 @@ def _compiled(key: _Key) -> _Compiled:
             found = _kernels.get(key)
             if found is None:
                 stats["kernels"] += 1
+                _prefetch(key)
                 found = _kernels[key] = _compile(_program(key))
     return found
 
@@ -440,6 +441,15 @@ def _compiled(key: _Key) -> _Compiled:
 def backend_of(key: _Key) -> str:
     """Which backend serves ``key``'s program: "native" or "python"."""
     return _compiled(key).backend
+
+
+def _prefetch(key: _Key) -> None:
+    """On a cold machine, let codegen build the runtime library an array kernel will likely
+    call while this thread builds the program (``codegen.prefetch``)."""
+    arrays = [leaf for leaf, _, _ in _flat(key.types, [None] * len(key.types)) if is_array(leaf)]
+    if BACKEND == "native" and arrays:
+        import codegen.prefetch
+        codegen.prefetch.prefetch(arrays)
 
 
 def _compile(program: Func) -> _Compiled:

@@ -4,6 +4,7 @@ transposes, strided leading dimensions, alpha/beta, empty dimensions."""
 from __future__ import annotations
 
 import ctypes
+import itertools
 import re
 
 import llvmlite.binding as llvm
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from llvmlite import ir
 
-from codegen import blas, compiler, runtime
+from codegen import blas, compiler, helpers, runtime, threads
 from codegen.kernel import declare
 from sxad.ir import F32, F64
 
@@ -83,6 +84,8 @@ def compiled():
         emit_all(module, patch)
     emitted = str(module)
     runtime.register_symbols()
+    helpers.ensure([blas.kernel_symbol(dtype) for dtype in DTYPES])   # first: then the
+    helpers.ensure([blas.gemm_symbol(dtype) for dtype in DTYPES])     # dispatchers use it
     llmod = compiler.parse(emitted)
     compiler.optimize(llmod)
     optimized = str(llmod)
@@ -206,26 +209,30 @@ def test_gemv_against_numpy(compiled, kind, dtype):
 
 
 def test_which_path_is_emitted(compiled):
-    """OpenBLAS wrappers call the stable symbols; blas=False and SXAD_BLAS=0 call the module's
-    kernels, which are emitted once per dtype however often they are used."""
+    """OpenBLAS wrappers call the stable symbols (and the runtime library's dispatcher to its
+    kernel for large products); blas=False and SXAD_BLAS=0 call only the kernel; gemv's kernel
+    is emitted into the module once per dtype however often it is used."""
     _, emitted, _ = compiled
     calls = lambda name: set(re.findall(
         r"call [^@]*@\"?([\w.]+)", re.search(rf"define void @\"?{name}\"?\(.*?\n}}\n",
                                              emitted, re.S).group(0)))
     for dtype in DTYPES:
         for kind in ("kernel", "env"):
-            assert calls(f"gemm_{kind}_{dtype}") == {f"sxad.gemm.{dtype}"}
+            assert calls(f"gemm_{kind}_{dtype}") == {blas.kernel_symbol(dtype)}
             assert calls(f"gemv_{kind}_{dtype}") == {f"sxad.gemv.{dtype}"}
         if HAVE_BLAS:
-            assert calls(f"gemm_blas_{dtype}") == {f"sxad.blas.{'d' if dtype is F64 else 's'}gemm"}
-        assert emitted.count(f'define internal void @"sxad.gemm.{dtype}"(') == 1
+            assert calls(f"gemm_blas_{dtype}") == {
+                f"sxad.blas.{'d' if dtype is F64 else 's'}gemm", blas.gemm_symbol(dtype)}
+        assert emitted.count(f'define internal void @"sxad.gemv.{dtype}"(') == 1
+        assert "sxad.gemm." not in emitted.replace("sxad.rt.gemm.", "")
 
 
-def test_kernel_is_vectorized(compiled):
+def test_kernel_is_vectorized():
     """The gemm kernel (its micro-kernel inlined by now) works on whole vector registers."""
-    _, _, optimized = compiled
+    llmod = compiler.parse(helpers.module_text(blas.kernel_symbol(F64)))
+    compiler.optimize(llmod, helpers.LEVEL)
     width = blas.tile(F64)[2]
-    body = re.search(r"define [^@]*@\"?sxad\.gemm\.f64\"?\(.*?\n}\n", optimized,
+    body = re.search(r"define [^@]*@\"?sxad\.gemm\.f64\"?\(.*?\n}\n", str(llmod),
                      re.S).group(0)
     assert f"<{width} x double>" in body and f"llvm.fma.v{width}f64" in body
 
@@ -237,3 +244,63 @@ def test_openblas_found():
     assert blas.register()
     assert all(llvm.address_of_symbol(name) for name in blas.SYMBOLS)
     assert blas.threads() >= 1
+
+
+# --------------------------------------------------------------------------- on the pool
+
+ODD = (1, 7, 33, 257, 1000)
+
+
+@pytest.fixture
+def pool_threads():
+    """Sets the pool's thread count for a test; restores the default after it."""
+    yield threads.set_threads
+    threads.set_threads(threads.default_threads())
+
+
+@pytest.mark.parametrize("count", [1, 2])
+@pytest.mark.parametrize("dtype", list(DTYPES), ids=str)
+def test_kernel_on_the_pool_against_numpy(compiled, pool_threads, dtype, count):
+    """Every combination of odd sizes, all four transposes, beta 0 and not: products of
+    ``PARALLEL_WORK`` multiply-adds and more are split (by columns when n ≥ m, else rows)."""
+    function = get(compiled, "gemm", "kernel", dtype)
+    pool_threads(count)
+    rng = np.random.default_rng(7)
+    # views of one random block (leading dimension 1003): drawing per product costs seconds
+    block = rng.standard_normal((3, 1000, 1003)).astype(DTYPES[dtype])
+    wide = block.astype(np.float64)
+    split = 0
+    for m, n, k in itertools.product(ODD, repeat=3):
+        if m * n * k > 1000 * 1000 * 33:
+            continue                   # bigger ones are split alike, only slower
+        for ta, tb in itertools.product((False, True), repeat=2):
+            shape_a, shape_b = (k, m) if ta else (m, k), (n, k) if tb else (k, n)
+            a, b = block[0, :shape_a[0], :shape_a[1]], block[1, :shape_b[0], :shape_b[1]]
+            c = block[2, :m, :n].copy()
+            a64, b64 = wide[0, :shape_a[0], :shape_a[1]], wide[1, :shape_b[0], :shape_b[1]]
+            beta = 0.0 if (m + n + k + ta) % 2 else 0.5
+            before = c.copy()
+            jobs = threads.info()["jobs"]
+            gemm(function, a, b, c, ta, tb, 1.5, beta)
+            parallel = threads.info()["jobs"] - jobs
+            large = m * n * k >= blas.PARALLEL_WORK
+            assert parallel == (1 if large and count == 2 else 0), (m, n, k)
+            split += large
+            want = 1.5 * ((a64.T if ta else a64) @ (b64.T if tb else b64)) + beta * before
+            tol = TOL[dtype] if dtype is F64 else dict(rtol=1e-4, atol=2e-5 * np.sqrt(k))
+            np.testing.assert_allclose(c, want, **tol, err_msg=f"{m}x{n}x{k} {ta} {tb}")
+    assert split >= 40          # not vacuous: many products took the split path
+
+
+def test_large_products_leave_openblas(compiled, pool_threads):
+    """Through the OpenBLAS wrapper, a product past ``OWN_WORK`` runs on the pool."""
+    function = get(compiled, "gemm", "blas", F32)
+    pool_threads(2)
+    rng = np.random.default_rng(8)
+    for m, n, k in [(256, 512, 784), (64, 64, 64)]:
+        a, b = strided(rng, m, k, F32, 0), strided(rng, n, k, F32, 0)
+        c = np.full((m, n), np.nan, np.float32)
+        jobs = threads.info()["jobs"]
+        gemm(function, a, b, c, False, True, 1.0, 0.0)
+        assert threads.info()["jobs"] - jobs == (m * n * k >= blas.OWN_WORK)
+        np.testing.assert_allclose(c, a.astype(np.float64) @ b.T, rtol=1e-4, atol=1e-3)
