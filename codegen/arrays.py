@@ -620,8 +620,9 @@ class RowLoop:
         for n in self.outer:
             total = cx.b.mul(total, n)
         total = cx.b.mul(total, self.inner)
+        widest = F64 if any(x.dtype is F64 for x in self.arrays) else self.dtype
         outline_parallel(cx, self, lambda lcx, loop, lo, hi: loop.emit_elements(lcx, lo, hi),
-                         total, noalias=(self.out.data,))
+                         total, widest, noalias=(self.out.data,))
 
 
 def _unravel(b: ir.IRBuilder, flat: ir.Value, shape: Sequence[ir.Value]) -> list[ir.Value]:
@@ -676,21 +677,25 @@ def outline(cx: Context, captured: object, emit: Callable[["Context", Any], None
         cx.b.call(fn, inputs)
 
 
-#: The work a parallel chunk should hold at least, in (LLVM instructions of the loop's
-#: function) × elements: ~0.01 ns per instruction and element once vectorized, so about 5 µs,
-#: against the pool's dispatch of about a microsecond.
-PARALLEL_WORK = 450_000
+#: How long a parallel chunk should run at least (ns): the pool's dispatch costs ~0.2 µs while
+#: its workers spin and ~2 µs once they sleep, and a chunk of a descheduled worker is waited for.
+PARALLEL_NS = 5_000
+#: ns per element and unit of ``_work`` (an LLVM instruction of the loop's function), measured
+#: on AVX-512 (2 cores): f32 add/sigmoid/exp-chain loops at 39/65/128 units run 0.07/0.14/0.43
+#: ns per element, f64 at 39/70/146 units 0.14/0.43/1.36 (half the lanes, longer polynomials).
+NS_PER_WORK = {F32: 0.0025}
+NS_PER_WORK_ELSE = 0.006
 
 
 def outline_parallel(cx: Context, captured: object,
                      emit: Callable[["Context", Any, ir.Value, ir.Value], None],
-                     count: ir.Value, noalias: Sequence[ir.Value] = ()) -> None:
+                     count: ir.Value, dtype: ScalarType, noalias: Sequence[ir.Value] = ()) -> None:
     """``emit(lcx, captured', lo, hi)`` (which cannot fault) in a function of its own, as
     ``outline``, taking the range ``[lo, hi)`` of ``[0, count)`` it covers; run here over all
-    of it on the thread pool. The pool calls a trampoline that reads the captured values from a
-    struct on the kernel's stack. Chunks hold at least ``PARALLEL_WORK`` of work, estimated from
-    the size of the function: a cheap loop parallelizes from larger arrays on than an
-    exp-heavy one."""
+    of it on the thread pool. The pool calls a trampoline that reads the captured values from
+    8-byte slots on the kernel's stack. Chunks run ``PARALLEL_NS`` at least, estimated from the
+    size of the function and ``dtype``: a cheap loop parallelizes from larger arrays on than an
+    exp-heavy one (an f32 sigmoid from 62 000 elements, an f64 exp chain from 11 000)."""
     inputs = _captured_inputs(captured)
     fn = _outlined(cx, inputs, [INT64, INT64], noalias)
     inner = _LoopContext(cx.module, fn, None, getattr(cx, "bounds_check", True))
@@ -700,7 +705,8 @@ def outline_parallel(cx: Context, captured: object,
     frame = _entry_alloca(cx.b, ir.ArrayType(INT64, max(1, len(inputs))))
     for k, value in enumerate(inputs):
         cx.b.store(value, _slot(cx.b, frame, k))
-    grain = max(1, PARALLEL_WORK // _work(fn))
+    ns = _work(fn) * NS_PER_WORK.get(dtype, NS_PER_WORK_ELSE)
+    grain = max(1, int(PARALLEL_NS / ns))
     emit_parallel_for(cx, trampoline, frame, count, grain)
 
 
