@@ -912,24 +912,24 @@ def lower_elementwise(cx: Context, op: Op, xs: list[Value]) -> Value:
                             outline=not may_fault([op]))
 
 
-def lower_group(cx: Context, ops: Sequence[Op]) -> ArrayVal:
+def lower_group(cx: Context, ops: Sequence[Op]) -> Value:
     """A fused group (``codegen.fusion``): one loop whose body evaluates every op of ``ops``
-    on scalars; inputs are the values the group reads but does not make."""
-    made = {r for op in ops for r in op.results}
-    inputs: list[object] = []
-    for op in ops:
-        for a in op.args:
-            if a not in made and a not in inputs:
-                inputs.append(a)
+    on scalars; inputs are the values the group reads but does not make. A group ending in a
+    reduction gives the reduction's result (``lower_fused_reduction``)."""
+    root = ops[-1]
+    if root.prim in _FUSED_REDUCTIONS and not may_fault(ops):
+        return lower_fused_reduction(cx, ops)
+    if root.prim in _FUSED_REDUCTIONS:   # a fault needs the kernel: the array, then its sum
+        x = lower_group(cx, ops[:-1]) if len(ops) > 2 else \
+            lower_elementwise(cx, ops[0], [cx.values[a] for a in ops[0].args])
+        result = ARRAY_LOWERING[root.prim](cx, root, [x, *[cx.values[a] for a in root.args[1:]]])
+        release(cx, x)
+        return result
+    inputs = _group_inputs(ops)
     operands = [cx.values[a] for a in inputs]
-
-    def compute(lcx: Context, values: list[ir.Value]) -> ir.Value:
-        env = dict(zip(inputs, values))
-        for op in ops:
-            env[op.result] = lower_in_loop(lcx, op, [env[a] for a in op.args])
-        return env[ops[-1].result]
     result = ops[-1].result.type
-    return elementwise_loop(cx, dtype_of(result), rank_of(result), operands, compute,
+    return elementwise_loop(cx, dtype_of(result), rank_of(result), operands,
+                            _group_compute(ops, inputs, ops[-1].result),
                             outline=not may_fault(ops))
 
 
@@ -944,6 +944,279 @@ def lower_in_loop(cx: Context, op: Op, values: list[ir.Value]) -> ir.Value:
     found = vmath.lower(cx, op.prim, values)
     return found if found is not None else lower_scalar(cx, op, values)
 
+# --------------------------------------------------------------------------- fused reductions
+
+#: A reduction fused into its producer's loop (``codegen.fusion``) runs over blocks of this
+#: many elements at least, each into partial results of its own, combined in block order: the
+#: blocks depend on the shapes only, so the result does not depend on the number of threads.
+REDUCE_BLOCK = 1 << 13
+#: Rows at most this long are reduced along through a tile on the stack: their elements are
+#: computed by a vector loop, which a loop of a few iterations carrying a sum would not be.
+SHORT_ROW = 64
+_FUSED_REDUCTIONS = frozenset({Prim.REDUCE_SUM, Prim.REDUCE_PROD, Prim.REDUCE_MAX,
+                               Prim.REDUCE_MIN, Prim.UNBROADCAST})
+
+
+@dataclass
+class ReduceLoop(RowLoop):
+    """A ``RowLoop`` whose elements are combined (``prim``) into a target instead of stored:
+    the element at index ``i`` into ``out.data[target · i]`` (``target``: strides over
+    ``outer + [inner]``, 0 along reduced axes; along the last axis 0 or 1). ``fresh``
+    (an i64, nonzero): each row's targets are written by that row alone, and not read first."""
+
+    prim: Prim = Prim.REDUCE_SUM
+    target: list[ir.Value] = field(default_factory=list)
+    fresh: ir.Value = ZERO
+
+    def row(self, cx: Context, index: list[ir.Value], column: ir.Value, length: ir.Value) -> None:
+        b, arrays, strides, hoisted = cx.b, self.arrays, self.strides, self.hoisted
+        etype = MEM_TYPE[self.dtype]
+        row_start, start = [*index, ZERO], [*index, column]
+        fixed = {k: load(b, x.dtype, element_pointer(b, x, row_start, strides[k]))
+                 for k, x in enumerate(arrays) if hoisted[k]}
+        bases = {k: element_pointer(b, x, start, strides[k])
+                 for k, x in enumerate(arrays) if not hoisted[k]}
+        target = element_pointer(b, self.out, start, self.target)
+        fresh = b.icmp_signed("!=", self.fresh, ZERO)
+
+        def value(i: ir.Value) -> ir.Value:
+            return self.compute(cx, _gather(self.operands, lambda k, x: fixed[k] if hoisted[k]
+                                            else load(b, x.dtype, b.gep(bases[k], [i],
+                                                                        source_etype=MEM_TYPE[x.dtype]))))
+
+        def each(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+            at = b.gep(target, [i], source_etype=etype)
+            store(b, self.dtype, _combine(cx, self.prim, load(b, self.dtype, at), value(i)), at)
+            return []
+
+        def stored(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+            store(b, self.dtype, value(i), b.gep(target, [i], source_etype=etype))
+            return []
+        with b.if_else(b.icmp_signed("==", self.target[-1], ZERO)) as (along, across):
+            with along:   # the row's sum: in a register
+                first = b.select(fresh, _identity(self.prim, self.dtype), load(b, self.dtype, target))
+                with b.if_else(b.icmp_signed("<=", length, _i(SHORT_ROW))) as (short, long):
+                    with short:   # stored first (a loop LLVM vectorizes), then summed
+                        tile = _entry_alloca(b, ir.ArrayType(etype, SHORT_ROW))
+
+                        def kept(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+                            store(b, self.dtype, value(i), b.gep(tile, [i], source_etype=etype))
+                            return []
+                        counted(cx, length, [], kept)
+                        (part,) = counted(cx, length, [first], lambda i, acc: [_combine(
+                            cx, self.prim, acc[0],
+                            load(b, self.dtype, b.gep(tile, [i], source_etype=etype)))])
+                        store(b, self.dtype, part, target)
+                    with long:
+                        (total,) = counted(cx, length, [first], lambda i, acc: [
+                            _combine(cx, self.prim, acc[0], value(i))])
+                        store(b, self.dtype, total, target)
+            with across:
+                with b.if_else(fresh) as (alone, into):
+                    with alone:
+                        counted(cx, length, [], stored)
+                    with into:
+                        counted(cx, length, [], each)
+
+
+def _group_inputs(ops: Sequence[Op], skip: Op | None = None) -> list[object]:
+    """The values the ops read but do not make (``skip``'s arguments but the first excepted)."""
+    made = {r for op in ops for r in op.results}
+    inputs: list[object] = []
+    for op in ops:
+        for a in (op.args[:1] if op is skip else op.args):
+            if a not in made and a not in inputs:
+                inputs.append(a)
+    return inputs
+
+
+def _group_compute(ops: Sequence[Op], inputs: list[object], result: object) -> Compute:
+    def compute(lcx: Context, values: list[ir.Value]) -> ir.Value:
+        env = dict(zip(inputs, values))
+        for op in ops:
+            env[op.result] = lower_in_loop(lcx, op, [env[a] for a in op.args])
+        return env[result]
+    return compute
+
+
+def _reduction_target(cx: Context, root: Op, shape: list[ir.Value], dtype: ScalarType
+                      ) -> tuple[ArrayVal | None, ir.Value, list[ir.Value]]:
+    """Where ``root`` reduces an array of ``shape`` into: its fresh result (``None``: a number,
+    then the returned pointer is one element on the stack), the data pointer and the target
+    strides over ``shape``."""
+    b, rank = cx.b, len(shape)
+    if root.prim is Prim.UNBROADCAST:
+        like = cx.values[root.args[1]]
+        axes = tuple(range(rank)) if not isinstance(like, ArrayVal) else None
+    else:
+        like, axes = None, root.attr("axes")
+        axes = tuple(range(rank)) if axes is None else tuple(axes)
+        _check_not_empty(cx, root.prim, [shape[k] for k in axes])
+    if not is_array(root.result.type):
+        with b.goto_entry_block():
+            total = b.alloca(MEM_TYPE[dtype], name="total")
+            total.type = PTR
+        return None, total, [ZERO] * rank
+    if axes is None:   # unbroadcast to an array: the axes where ``like`` has length 1
+        lead = rank - like.rank
+        bad: ir.Value = ir.Constant(INT1, 0)
+        for n, c in zip(like.shape, shape[lead:]):
+            bad = b.or_(bad, b.and_(b.icmp_signed("!=", n, ONE), b.icmp_signed("!=", n, c)))
+        cx.fail_with(bad, Fault.SHAPE, shape_info(ShapeKind.UNBROADCAST,
+                                                  [ArrayVal(dtype, NULL, shape), like]))
+        out = allocate(cx, dtype, like.shape)
+        out.ones = like.ones
+        return out, out.data, [ZERO] * lead + [b.select(b.icmp_signed("==", n, ONE), ZERO, s)
+                                               for n, s in zip(like.shape, out.strides)]
+    keepdims = root.attr("keepdims")
+    kept = [k for k in range(rank) if k not in axes]
+    out = allocate(cx, dtype, [ONE if k in axes else shape[k] for k in range(rank)]
+                   if keepdims else [shape[k] for k in kept])
+    out.ones = frozenset(axes) if keepdims else frozenset()
+    strides = iter(out.strides if not keepdims else
+                   [s for k, s in enumerate(out.strides) if k not in axes])
+    return out, out.data, [ZERO if k in axes else next(strides) for k in range(rank)]
+
+
+def lower_fused_reduction(cx: Context, ops: Sequence[Op]) -> Value:
+    """A group ending in a reduction (``codegen.fusion``): the elementwise ops' values are
+    combined into the reduction's result in their loop, never stored. Rows whose targets are
+    their own (no outer axis reduced: a sum along the last axis, an unbroadcast between equal
+    shapes) run in parallel over whole rows; otherwise fixed blocks of ``REDUCE_BLOCK``
+    elements or more reduce into partial results, combined in order after."""
+    root, b = ops[-1], cx.b
+    inputs = _group_inputs(ops, root)
+    operands = [cx.values[a] for a in inputs]
+    rank, dtype = rank_of(root.args[0].type), dtype_of(root.args[0].type)
+    compute = _group_compute(ops[:-1], inputs, root.args[0])
+    shape, strides = broadcast(cx, operands, rank)
+    out, data, target = _reduction_target(cx, root, shape, dtype)
+    arrays = [x for x in operands if isinstance(x, ArrayVal)]
+    hoisted = [x.constant_rows() for x in arrays]
+    arrays, strides, scratch = _rows_ready(cx, shape, arrays, strides, hoisted)
+    outer, inner = list(shape[:-1]), shape[-1]
+    if out is None and rank >= 2 and not any(hoisted):   # a number: contiguous is one row
+        flat = all_contiguous(cx, shape, strides)
+        outer = [b.select(flat, ONE, n) for n in outer]
+        inner = b.select(flat, contiguous_strides(b, shape)[1], inner)
+    loop = ReduceLoop(dtype, operands, arrays, strides, hoisted, ArrayVal(dtype, NULL, []),
+                      outer, inner, compute,
+                      Prim.REDUCE_SUM if root.prim is Prim.UNBROADCAST else root.prim, target)
+    size = ONE if out is None else contiguous_strides(b, out.shape)[1]
+    rows = ONE
+    for n in outer:
+        rows = b.mul(rows, n)
+    total = b.mul(rows, inner)
+    own_rows = b.icmp_signed(">", inner, ZERO)
+    for n, t in zip(outer, target):
+        own_rows = b.and_(own_rows, b.or_(b.icmp_signed("==", n, ONE),
+                                          b.icmp_signed("!=", t, ZERO)))
+    long_rows = b.and_(b.icmp_signed("==", target[-1], ZERO),
+                       b.icmp_signed(">=", inner, _i(REDUCE_BLOCK)))
+    by_rows = b.and_(own_rows, b.not_(long_rows))
+    block = _max(b, _i(REDUCE_BLOCK), b.mul(size, _i(16)))
+    blocks = b.select(by_rows, ZERO, b.sdiv(b.add(total, b.sub(block, ONE)), block))
+    partials = allocate(cx, dtype, [b.mul(blocks, size)])
+    captured = (loop, data, partials.data, b.zext(by_rows, INT64), size, total, block, blocks)
+    outline(cx, captured, lambda lcx, c: _reduce_driver(lcx, *c), noalias=(data,))
+    release(cx, partials)
+    for buffer in scratch:
+        release_if_any(cx, buffer)
+    return load(b, dtype, data) if out is None else out
+
+
+def _reduce_driver(cx: Context, loop: ReduceLoop, data: ir.Value, partials: ir.Value,
+                   by_rows: ir.Value, size: ir.Value, total: ir.Value, block: ir.Value,
+                   blocks: ir.Value) -> None:
+    """The outlined body of ``lower_fused_reduction``, once the target is allocated."""
+    b, dtype = cx.b, loop.dtype
+    etype = MEM_TYPE[dtype]
+    accumulate, inputs = _accumulate_function(cx, loop)
+    ns = _work(accumulate) * NS_PER_WORK.get(dtype, NS_PER_WORK_ELSE)
+    per_element = max(1, int(PARALLEL_NS / ns))   # elements per chunk, as outline_parallel
+
+    def row_chunk(lcx: Context, args: list[ir.Value], lo: ir.Value, hi: ir.Value) -> None:
+        lb = lcx.b
+        *values, out, inner, count = args
+
+        def whole(k: ir.Value) -> ir.Value:   # each row goes to the chunk its start is in
+            return _min(lb, lb.mul(lb.sdiv(lb.add(k, lb.sub(inner, ONE)), inner), inner), count)
+        lb.call(accumulate, [*values, whole(lo), whole(hi), out, ONE])
+
+    def block_chunk(lcx: Context, args: list[ir.Value], lo: ir.Value, hi: ir.Value) -> None:
+        lb = lcx.b
+        *values, base, width, count, size_ = args
+
+        def one(j: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+            j = lb.add(lo, j)
+            part = lb.gep(base, [lb.mul(j, size_)], source_etype=etype)
+            _fill(lcx, dtype, _identity(loop.prim, dtype), part, size_)
+            start = lb.mul(j, width)
+            lb.call(accumulate, [*values, start, _min(lb, lb.add(start, width), count), part, ZERO])
+            return []
+        counted(lcx, lb.sub(hi, lo), [], one, label="block", vectorize=False)
+
+    with b.if_else(b.icmp_signed("!=", by_rows, ZERO)) as (rowwise, blockwise):
+        with rowwise:
+            _pool_call(cx, [*inputs, data, loop.inner, total], row_chunk, total, _i(per_element))
+        with blockwise:
+            _fill(cx, dtype, _identity(loop.prim, dtype), data, size)
+            grain = _max(b, ONE, b.sdiv(_i(per_element), block))
+            _pool_call(cx, [*inputs, partials, block, total, size], block_chunk, blocks, grain)
+
+            def combine(j: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+                part = b.gep(partials, [b.mul(j, size)], source_etype=etype)
+
+                def add(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+                    at = b.gep(data, [i], source_etype=etype)
+                    x = load(b, dtype, b.gep(part, [i], source_etype=etype))
+                    store(b, dtype, _combine(cx, loop.prim, load(b, dtype, at), x), at)
+                    return []
+                counted(cx, size, [], add)
+                return []
+            counted(cx, blocks, [], combine, label="part", vectorize=False)
+
+
+def _accumulate_function(cx: Context, loop: ReduceLoop) -> tuple[ir.Function, list[ir.Value]]:
+    """``void(inputs…, lo, hi, target, fresh)``: the elements ``[lo, hi)`` of ``loop``
+    combined into ``target``; and the inputs (the values of ``cx`` the loop reads)."""
+    inputs = _captured_inputs(loop)
+    fn = _outlined(cx, inputs, [INT64, INT64, PTR, INT64], ())
+    fn.args[-2].add_attribute("noalias")
+    lcx = _LoopContext(cx.module, fn, None, getattr(cx, "bounds_check", True))
+    bound = replace(_rebind(loop, inputs, fn), out=ArrayVal(loop.dtype, fn.args[-2], []),
+                    fresh=fn.args[-1])
+    bound.emit_elements(lcx, fn.args[-4], fn.args[-3])
+    lcx.b.ret_void()
+    return fn, inputs
+
+
+def _pool_call(cx: Context, values: list[ir.Value],
+               emit: Callable[[Context, list[ir.Value], ir.Value, ir.Value], None],
+               count: ir.Value, grain: ir.Value) -> None:
+    """``emit(lcx, values', lo, hi)`` in a function of its own, run over ``[0, count)`` on the
+    thread pool in chunks of ``grain`` or more (``outline_parallel`` with the grain given)."""
+    fn = _outlined(cx, values, [INT64, INT64], ())
+    lcx = _LoopContext(cx.module, fn, None, getattr(cx, "bounds_check", True))
+    emit(lcx, list(fn.args[:len(values)]), fn.args[-2], fn.args[-1])
+    lcx.b.ret_void()
+    trampoline = _trampoline(cx.module, fn, [v.type for v in values])
+    frame = _entry_alloca(cx.b, ir.ArrayType(INT64, max(1, len(values))))
+    for k, value in enumerate(values):
+        cx.b.store(value, _slot(cx.b, frame, k))
+    emit_parallel_for(cx, trampoline, frame, count, grain)
+
+
+def _fill(cx: Context, dtype: ScalarType, value: ir.Value, base: ir.Value, n: ir.Value) -> None:
+    """``base[0:n] = value``."""
+    def one(i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+        store(cx.b, dtype, value, cx.b.gep(base, [i], source_etype=MEM_TYPE[dtype]))
+        return []
+    counted(cx, n, [], one)
+
+
+def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
 
 
 
@@ -1056,7 +1329,7 @@ _IDENTITY = {Prim.REDUCE_SUM: (0.0, 0), Prim.REDUCE_PROD: (1.0, 1),
 
 def _identity(prim: Prim, dtype: ScalarType) -> ir.Constant:
     real, integer = _IDENTITY[prim]
-    return ir.Constant(LL_TYPE[dtype], integer if dtype is I64 else real)
+    return ir.Constant(LL_TYPE[dtype], integer if dtype == I64 else real)   # == : a rebound copy
 
 
 def _combine(cx: Context, prim: Prim, acc: ir.Value, x: ir.Value) -> ir.Value:

@@ -17,7 +17,7 @@ beyond int64. Real failures (a kernel fault, no memory) return NULL with the exc
 A kernel with loops runs with the GIL released (it touches no Python object); a straight-line
 kernel keeps it, as releasing would cost more than the kernel.
 
-    f64   float or a subclass (np.float64)             → PyFloat_AsDouble
+    f64   float or a subclass (np.float64)             → PyFloat_AsDouble; np.float32 widened
     f32   np.float32 only (its value read from the scalar object)
     i64   int or a subclass but bool, or np.integer    → PyLong_AsLongLong (OverflowError)
     bool  True/False or np.True_/np.False_ (singletons) → compared by identity
@@ -243,15 +243,30 @@ class _EntryBuilder:
         return self.field(obj, 16, FLOAT)
 
     def unbox_f64(self, obj: ir.Value) -> ir.Value:
+        """A float or a subclass (np.float64), or an np.float32 (typed as a float: ``api``
+        widens it), whose value is widened here."""
         b = self.b
-        convert, subclass = (self.fn.append_basic_block(n) for n in ("f64.convert", "f64.subclass"))
+        convert, subclass, single, narrow, done = (self.fn.append_basic_block(n) for n in (
+            "f64.convert", "f64.subclass", "f64.single", "f64.narrow", "f64.done"))
         tp = self.type_of(obj)
         b.cbranch(b.icmp_unsigned("==", tp, self.py_object("sxad.py.float")), convert, subclass)
         b.position_at_end(subclass)
-        b.cbranch(self.is_subtype(tp, "sxad.py.float"), convert, self.mismatch)
+        b.cbranch(self.is_subtype(tp, "sxad.py.float"), convert, single)
+        b.position_at_end(single)
+        b.cbranch(b.icmp_unsigned("==", tp, self.py_object("sxad.np.float32")), narrow,
+                  self.mismatch)
+        b.position_at_end(narrow)
+        widened = b.fpext(self.field(obj, 16, FLOAT), DOUBLE)
+        b.branch(done)
         b.position_at_end(convert)
         # PyFloat_AsDouble cannot fail on a float (or subclass): it reads ob_fval.
-        return b.call(self.c_api("PyFloat_AsDouble", DOUBLE, [PTR]), [obj])
+        value = b.call(self.c_api("PyFloat_AsDouble", DOUBLE, [PTR]), [obj])
+        b.branch(done)
+        b.position_at_end(done)
+        merged = b.phi(DOUBLE)
+        merged.add_incoming(value, convert)
+        merged.add_incoming(widened, narrow)
+        return merged
 
     def unbox_i64(self, obj: ir.Value) -> ir.Value:
         b = self.b

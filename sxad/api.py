@@ -65,8 +65,10 @@ def _type_of(fn: Callable, name: str, value: Any) -> Any:
     as the value nests; the program takes its items as parameters of their own)."""
     if isinstance(value, np.ndarray):
         return _array_type(fn, name, value)
-    if isinstance(value, tuple):
-        return tuple(_type_of(fn, f"{name}[{k}]", v) for k, v in enumerate(value))
+    if isinstance(value, tuple):   # an item's name is only formatted for an error
+        return tuple([_ARRAY_TYPES.get((v.dtype, v.ndim)) or _type_of(fn, _Item(name, k), v)
+                      if type(v) is np.ndarray else _type_of(fn, _Item(name, k), v)
+                      for k, v in enumerate(value)])
     t = _TYPES.get(type(value))
     if t is None:
         if isinstance(value, (bool, np.bool_)):
@@ -78,6 +80,20 @@ def _type_of(fn: Callable, name: str, value: Any) -> Any:
         raise TypeError(f"argument `{name}` of {_qualname(fn)}: expected a float, int or bool "
                         f"or an ndarray, got {type(value).__name__} {value!r:.40}")
     return t
+
+
+class _Item:
+    """The name of a tuple argument's item, ``ps[0]``, formatted when an error names it."""
+
+    __slots__ = ("parent", "index")
+
+    def __init__(self, parent: Any, index: int) -> None:
+        self.parent, self.index = parent, index
+
+    def __str__(self) -> str:
+        return f"{self.parent}[{self.index}]"
+
+    __format__ = lambda self, spec: format(str(self), spec)   # noqa: E731
 
 
 _ARRAY_TYPES: dict[tuple[np.dtype, int], ArrayType] = {}
@@ -190,6 +206,12 @@ def _flat(types: Sequence[Any], values: Sequence[Any], names: Sequence[str] = ()
         -> list[tuple[Type, Any, str]]:
     names = list(names) or [""] * len(types)
     return [leaf for t, v, n in zip(types, values, names) for leaf in _leaves(t, v, n)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _has_ints(types: tuple[Any, ...]) -> bool:
+    """Whether an argument (or a tuple's item) is an int scalar."""
+    return any(t is I64 for _, t in _paths(types))
 
 
 def _flat_count(types: Sequence[Any]) -> int:
@@ -421,8 +443,39 @@ class _Compiled:
 
     def convert(self, types: Sequence[Any], args: Sequence[Any]) -> list[Any]:
         """The program's arguments: tuples flattened, scalars as this backend takes them."""
-        scalars = _NATIVE_SCALARS if self.backend == "native" else _PYTHON_SCALARS
-        return [a if is_array(t) else scalars[t](a) for t, a, _ in _flat(types, args)]
+        types = types if isinstance(types, tuple) else tuple(types)
+        plan = _CONVERSIONS.get((types, self.backend))
+        if plan is None:
+            scalars = _NATIVE_SCALARS if self.backend == "native" else _PYTHON_SCALARS
+            plan = _CONVERSIONS[(types, self.backend)] = tuple(
+                (path, None if is_array(t) else scalars[t]) for path, t in _paths(types))
+        out = []
+        for path, make in plan:
+            value = args[path[0]]
+            for k in path[1:]:
+                value = value[k]
+            out.append(value if make is None else make(value))
+        return out
+
+
+#: (argument types, backend) -> each program argument's path into the arguments (tuples
+#: nest) and what converts it (None: an array, passed as it is).
+_CONVERSIONS: dict[tuple[Any, str], tuple] = {}
+
+
+def _paths(types: Sequence[Any]) -> list[tuple[tuple[int, ...], Type]]:
+    """(index path, type) of each item of the arguments, flat, in the program's order."""
+    out: list[tuple[tuple[int, ...], Type]] = []
+
+    def walk(t: Any, path: tuple[int, ...]) -> None:
+        if isinstance(t, tuple):
+            for k, part in enumerate(t):
+                walk(part, (*path, k))
+        else:
+            out.append((path, t))
+    for i, t in enumerate(types):
+        walk(t, (i,))
+    return out
 
 
 def _compiled(key: _Key) -> _Compiled:
@@ -673,9 +726,10 @@ class _Transformed:
         """The arguments' types, and the arguments checked (ints fit int64)."""
         types = tuple(_type_of(self.fn, n, a) for n, a in zip(self.names, args))
         self.last_types = types
-        for t, a, name in _flat(types, args, self.names):
-            if t is I64:
-                _check_int64(self.fn, name, int(a))
+        if _has_ints(types):
+            for t, a, name in _flat(types, args, self.names):
+                if t is I64:
+                    _check_int64(self.fn, name, int(a))
         return types, tuple(args)
 
     def _check_wrt(self, types: Sequence[Any]) -> None:
@@ -885,11 +939,22 @@ class Jit(_Transformed):
     def _dispatch(self, *args: Any, **kwargs: Any) -> Any:
         types, args = self._signature(self._bind(args, kwargs))
         version = self._fresh()
+        run = self.kernels.get(types)
+        if run is None:
+            run = self.kernels[types] = self._primal_runner(types, version)
+        return run(args)
+
+    def _primal_runner(self, types: tuple[Type, ...], version: _Version) -> Callable:
+        """What runs the calls of one signature, its program and kernel looked up once (and
+        the native kernel installed as ``__call__`` when it can serve the calls itself)."""
         key = self._key(types, "primal", version)
-        compiled = _compiled(key)
-        program = _program(key)
-        if compiled.backend == "native" and not program.mutated:
-            self._install(key, version)
+        compiled, program = _compiled(key), _program(key)
+        execute = self._runner(key)
+        if compiled.backend != "native" or program.mutated:
+            return lambda args: _shape_out(program, [_user(v) for v in execute(args)])
+        self._install(key, version)
+
+        def run(args: tuple) -> Any:
             try:
                 out = compiled.run(*compiled.convert(types, args))
             except ValueError as err:
@@ -898,7 +963,8 @@ class Jit(_Transformed):
                 raise _shape_error(self.fn, self.names, args, err) from None
             if out is not NotImplemented:   # as the native entry boxes it: the user's shape
                 return out
-        return _shape_out(program, [_user(v) for v in self._run(key, args)])
+            return _shape_out(program, [_user(v) for v in execute(args)])
+        return run
 
     def _program_for(self, types: tuple[Type, ...], version: _Version) -> tuple[Func, Any]:
         program = _program(self._key(types, "primal", version))

@@ -15,6 +15,9 @@ class ScalarType:
     def __str__(self) -> str:
         return self.name
 
+    def __hash__(self) -> int:   # the generated one builds a tuple: types key every call's caches
+        return hash(self.name)
+
     @property
     def is_float(self) -> bool:
         """Whether values of this type are differentiable (carry tangents and adjoints)."""
@@ -38,6 +41,9 @@ class ArrayType:
     @property
     def name(self) -> str:
         return f"{self.dtype}[{','.join(':' * self.rank)}]"  # f64[:,:], as in Cython
+
+    def __hash__(self) -> int:
+        return hash(self.dtype.name) + self.rank
 
     def __str__(self) -> str:
         return self.name

@@ -49,9 +49,15 @@ def test_result_types(mixed):
     assert [type(v) for v in result] == [float, int, bool]
 
 
-@pytest.mark.parametrize("x", [2.0, np.float64(2.0), Real(2.0)], ids=repr)
+@pytest.mark.parametrize("x", [2.0, np.float64(2.0), Real(2.0), np.float32(2.0)], ids=repr)
 def test_f64_accepts_float_and_subclasses(mixed, x):
+    """... and np.float32, which the API types as a float (widened, as here)."""
     assert mixed(x, 3, True) == (6.0, 4, False)
+
+
+def test_an_f32_scalar_is_widened_exactly(mixed):
+    x = np.float32(0.1)
+    assert mixed(x, 3, True)[0] == float(x) * 3
 
 
 @pytest.mark.parametrize("n", [3, np.int64(3), np.int32(3), np.uint8(3), Count.THREE], ids=repr)
@@ -67,7 +73,7 @@ def test_bool_accepts_python_and_numpy_bools(mixed, p):
 
 @pytest.mark.parametrize("args", [
     (), (1.0,), (1.0, 2), (1.0, 2, True, 4), (1.0, 2, True, 4, 5, 6, 7),   # counts
-    (1, 2, True), (np.float32(1.0), 2, True), ("1.0", 2, True), (None, 2, True),
+    (1, 2, True), (np.float16(1.0), 2, True), ("1.0", 2, True), (None, 2, True),
     (1j, 2, True), ([1.0], 2, True), (object(), 2, True),                   # not an f64
     (1.0, 2.0, True), (1.0, True, True), (1.0, np.bool_(True), True), (1.0, "2", True),
     (1.0, np.float64(2.0), True), (1.0, None, True),                        # not an i64
