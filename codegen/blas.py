@@ -355,7 +355,7 @@ installed: set[Type] = set()
 def install_kernel(dtype: Type) -> None:
     """Give the freshly loaded dispatcher of ``dtype`` its kernel (``helpers`` calls this on
     load): now when the kernel's object code is on disk, else once it is built in the
-    background (``prefetch.later``)."""
+    background once the kernel being compiled is loaded (``prefetch.after_compile``)."""
     from . import helpers, prefetch
     name = kernel_symbol(dtype)
 
@@ -368,7 +368,7 @@ def install_kernel(dtype: Type) -> None:
     if name in helpers.loaded() or helpers.cached(name):
         install()
     else:
-        prefetch.later(install)
+        prefetch.after_compile(install)
 
 
 def emit_gemm_dispatch(module: ir.Module, dtype: Type) -> None:

@@ -7,22 +7,25 @@ indices are bounds-checked (``SXAD_BOUNDS_CHECK``), llvmlite and
 LLVM versions, target triple, host CPU name and features. Keying by the program rather than by
 the LLVM text it lowers to lets a warm start skip building the LLVM module altogether (that
 costs more than loading the object).
-Value: the optimized object code (``TargetMachine.emit_object``), stored as a checksummed
-``sxad.diskcache`` entry ``<key>.o``: a truncated, corrupted or foreign entry is counted in
-``stats["disk_rejected"]``, ignored and overwritten by a fresh compilation; it is never loaded.
+Value: the kernel's object code (``TargetMachine.emit_object``), one object or several (a
+straight-line kernel is emitted in two: ``compiler.split_module``), packed by ``pack`` and
+stored as a checksummed ``sxad.diskcache`` entry ``<key>.o``: a truncated, corrupted or foreign
+entry, or one ``unpack`` cannot read, is counted in ``stats["disk_rejected"]``, ignored and
+overwritten by a fresh compilation; it is never loaded.
 The location and ``SXAD_CACHE=0`` are ``sxad.diskcache``'s.
 """
 from __future__ import annotations
 
+import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from sxad.diskcache import DiskCache, digest, directory, enabled
 
 from .runtime import versions
 
 #: Bump when the meaning of cached objects changes without the IR text changing.
-FORMAT = "sxad-codegen-1"
+FORMAT = "sxad-codegen-2"   # 2: payloads are packed lists of objects
 SUFFIX = ".o"
 _objects = DiskCache(SUFFIX, b"SXADOBJ1")
 
@@ -34,7 +37,7 @@ stats = _objects.stats
 memory: dict[str, Any] = {}
 
 __all__ = ["FORMAT", "SUFFIX", "clear", "directory", "enabled", "generator_digest", "key", "load",
-           "memory", "program_key", "stats", "store"]
+           "memory", "pack", "program_key", "stats", "store", "unpack"]
 
 
 def key(ir_text: str) -> str:
@@ -70,6 +73,37 @@ def load(key_: str) -> bytes | None:
 
 def store(key_: str, payload: bytes) -> None:
     _objects.store(key_, payload)
+
+
+# A packed list of objects: magic | count (u32) | each object's length (u64) | the objects.
+_PACKED = b"sxadobjs"
+_MAX_OBJECTS = 16
+
+
+def pack(objects: Sequence[bytes]) -> bytes:
+    """One payload holding ``objects`` (object files), in order."""
+    assert 0 < len(objects) <= _MAX_OBJECTS
+    return (_PACKED + struct.pack(f"<I{len(objects)}Q", len(objects), *map(len, objects))
+            + b"".join(objects))
+
+
+def unpack(payload: bytes) -> list[bytes] | None:
+    """The objects of a ``pack``ed payload, or None if it is not one, exactly."""
+    head = len(_PACKED) + 4
+    if len(payload) < head or not payload.startswith(_PACKED):
+        return None
+    count, = struct.unpack_from("<I", payload, len(_PACKED))
+    if not 0 < count <= _MAX_OBJECTS or len(payload) < head + 8 * count:
+        return None
+    lengths = struct.unpack_from(f"<{count}Q", payload, head)
+    start = head + 8 * count
+    if start + sum(lengths) != len(payload):
+        return None
+    objects = []
+    for length in lengths:
+        objects.append(payload[start:start + length])
+        start += length
+    return objects
 
 
 def clear() -> None:

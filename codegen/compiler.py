@@ -1,9 +1,10 @@
 """From a ``Func`` to a loaded native kernel, read top to bottom:
 
-    verify → build the LLVM module (kernel + entry point) → its text is the cache key
-    → memory cache → disk cache → (cold) parse, verify, O3 + vectorize, emit object code,
-      store it
-    → check the object's undefined symbols → load it into its own MCJIT engine → builtin
+    the IR program is the cache key → memory cache → disk cache
+    → (cold) verify, build the LLVM module (kernel + entry point), split it in parts
+      (``split_module``), parse and verify each, O3 + vectorize the optimized part, emit object
+      code (one object per part), store it
+    → check the objects' undefined symbols → load them into their own MCJIT engine → builtin
 
 Each kernel gets its own engine, so equal symbol names in different kernels never meet. Engines
 and builtins live as long as the process: a builtin may be referenced anywhere.
@@ -25,7 +26,7 @@ from sxad.ir import Func, Prim, verify
 from sxad.ir.serialize import dumps
 from sxad.prims import result_types
 
-from . import blas, cache, helpers
+from . import blas, cache, helpers, prefetch
 from .entry import emit_entry
 from .indexing import bounds_checked
 from .kernel import emit_kernel, writes_in_place
@@ -107,17 +108,111 @@ def compile_object(ir_text: str, level: int = 3) -> bytes:
     return shared_target_machine().emit_object(llmod)
 
 
-def load_object(obj: bytes, name: str) -> tuple[Any, int, int]:
-    """(engine, kernel address, entry address) of object code, after checking that it defines
-    both symbols and that every symbol it needs resolves (MCJIT would abort the process)."""
+@dataclass(frozen=True)
+class Part:
+    """IR text compiled to one object: ``optimized`` (O3, code generation level 3) or not
+    (its functions are all ``optnone``: no optimizer, code generation level 0)."""
+
+    text: str
+    optimized: bool
+
+
+def split_module(module: ir.Module, kernel_symbol: str) -> list[Part]:
+    """``module`` as the parts it is compiled in. A straight-line kernel (its kernel function
+    is ``optnone``: ``kernel.straight_line``) is two parts: its ``optnone`` functions (the
+    kernel and the entry point: the bulk of the code, run once per call) emitted at code
+    generation level 0 without the optimizer (levels 1-3 take ~3x longer to emit the same
+    unoptimized code: greedy register allocation, analyses of every function), and the
+    functions they call (row loops, their trampolines, small helpers) optimized as before.
+    Across parts a function is declared by its name, which is unique in the module: the
+    optimized part's functions become hidden globals, and the two objects are linked by
+    loading them into one engine. Only constant globals may appear in both parts (each object
+    keeps its copy), so a module defining a mutable global, like any other module, is one
+    optimized part; a straight-line kernel calling nothing optimized is one part, not
+    optimized."""
+    defined = [g for g in module.globals.values()
+               if isinstance(g, ir.Function) and not g.is_declaration]
+    cold = {f.name for f in defined if "optnone" in f.attributes}
+    if kernel_symbol not in cold or any(_mutable(g) for g in module.globals.values()):
+        return [Part(str(module), optimized=True)]
+    hot = {f.name for f in defined} - cold
+    if not hot:
+        return [Part(str(module), optimized=False)]
+    cold_text = module_text(module, {name: _declaration(module.globals[name]) for name in hot})
+    hot_text = module_text(module, {
+        **{name: _declaration(module.globals[name]) for name in cold},
+        **{name: _exported(module.globals[name]) for name in hot}})
+    return [Part(cold_text, optimized=False), Part(hot_text, optimized=True)]
+
+
+def _mutable(value: ir.GlobalValue) -> bool:
+    """A global variable defined in the module that is not constant."""
+    return (isinstance(value, ir.GlobalVariable) and value.initializer is not None
+            and not value.global_constant)
+
+
+# ``define [internal|private] …``, the head of a function definition as llvmlite prints it.
+_DEFINE = re.compile(r"define (?:(internal|private) )?")
+
+
+def _declaration(fn: ir.Function) -> str:
+    """``fn``'s declaration; a local function is declared as the hidden global ``_exported``
+    makes it."""
+    head: list[str] = []
+    fn.descr_prototype(head)
+    return _DEFINE.sub(lambda m: "declare hidden " if m[1] else "declare ", head[0], count=1)
+
+
+def _exported(fn: ir.Function) -> str:
+    """``fn``'s definition, a local function made a hidden global (another object calls it)."""
+    text = str(fn)
+    if not _DEFINE.match(text):
+        raise CodegenError(f"unexpected function text: {text[:80]!r}")
+    return _DEFINE.sub(lambda m: "define hidden " if m[1] else "define ", text, count=1)
+
+
+def module_text(module: ir.Module, replaced: dict[str, str] | None = None) -> str:
+    """``str(module)`` with the globals named in ``replaced`` printed as the text given there
+    (with none replaced, exactly ``str(module)``: tests check it against llvmlite's printer)."""
+    replaced = replaced or {}
+    lines = [f'; ModuleID = "{module.name}"', f'target triple = "{module.triple}"',
+             f'target datalayout = "{module.data_layout}"', ""]
+    lines += [t.get_declaration() for t in module.get_identified_types().values()]
+    lines += [replaced[g.name] if g.name in replaced else str(g)
+              for g in module.globals.values()]
+    lines += ["!{} = !{{ {} }}".format(name, ", ".join(op.get_reference() for op in md.operands))
+              for name, md in module.namedmetadata.items()]
+    lines += [str(md) for md in module.metadata]
+    return "\n".join(lines)
+
+
+def compile_part(part: Part) -> bytes:
+    """The object code of ``part``."""
+    if part.optimized:
+        return compile_object(part.text)
+    return shared_target_machine(0).emit_object(parse(part.text))
+
+
+def compile_module(module: ir.Module, kernel_symbol: str) -> list[bytes]:
+    """The object code of a kernel's module: one object per part (``split_module``)."""
+    return [compile_part(part) for part in split_module(module, kernel_symbol)]
+
+
+def load_objects(objects: Sequence[bytes], name: str) -> tuple[Any, int, int]:
+    """(engine, kernel address, entry address) of the objects of a kernel, loaded together
+    into one engine, after checking that they define both symbols and that every symbol they
+    need resolves, among them or in the process (MCJIT would abort the process)."""
     kernel_symbol, entry_symbol = symbol_names(name)
-    table = elf_symbols(obj)
-    if table is None and sys.platform.startswith("linux"):
+    if not objects:
+        raise CodegenError("no object code")
+    tables = [elf_symbols(obj) for obj in objects]
+    if None in tables and sys.platform.startswith("linux"):
         raise CodegenError("object code is not ELF")
-    if table is None:   # which helpers it calls cannot be read: load them all
+    if None in tables:   # which helpers it calls cannot be read: load them all
         helpers.ensure(helpers.symbols())
-    if table is not None:
-        undefined, defined = table
+    else:
+        defined = set().union(*(table[1] for table in tables))
+        undefined = set().union(*(table[0] for table in tables)) - defined
         if not {kernel_symbol, entry_symbol} <= defined:
             raise CodegenError(f"object code lacks {kernel_symbol} or {entry_symbol}")
         helpers.ensure(sorted(undefined))
@@ -125,7 +220,8 @@ def load_object(obj: bytes, name: str) -> tuple[Any, int, int]:
         if missing:
             raise CodegenError(f"native code needs symbols nothing defines: {', '.join(missing)}")
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())
-    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    for obj in objects:
+        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
     kernel, entry = (engine.get_function_address(s) for s in (kernel_symbol, entry_symbol))
     if not kernel or not entry:
@@ -194,23 +290,27 @@ def _compile_kernel(func: Func, name: str, bounds_check: bool = True) -> NativeK
                           entry_address, key, engine, writes_in_place(func))
     _alive.append(kernel)
     cache.memory[key] = kernel
+    prefetch.compiled()   # builds waiting for this kernel's compile (the gemm kernel) may start
     return kernel
 
 
 def _load_or_compile(key: str, func: Func, name: str,
                      bounds_check: bool = True) -> tuple[Any, int, int]:
     """From the disk cache (no LLVM module is built), else lowered, optimized and stored."""
-    obj = cache.load(key)
-    if obj is not None:
+    payload = cache.load(key)
+    if payload is not None:
         try:
-            return load_object(obj, name)
+            objects = cache.unpack(payload)
+            if objects is None:
+                raise CodegenError("not a packed list of objects")
+            return load_objects(objects, name)
         except CodegenError:
             cache.stats["disk_rejected"] += 1
     verify(func, result_types)
-    obj = compile_object(str(build_module(func, name, bounds_check)))
+    objects = compile_module(build_module(func, name, bounds_check), symbol_names(name)[0])
     cache.stats["compiled"] += 1
-    cache.store(key, obj)
-    return load_object(obj, name)
+    cache.store(key, cache.pack(objects))
+    return load_objects(objects, name)
 
 
 def compile_native(func: Func, name: str | None = None) -> Callable[..., Any]:

@@ -153,6 +153,9 @@ def _grow(group: set[Op], root: Op, rank: int, producer: dict[Value, Op],
     and every recomputed op (``again``) it reads; a reduction's other arguments (``like``)
     are not the loop's. What a recomputed op reads is an array (other groups read it too),
     unless recomputed itself."""
+    # a value the root reduction reads for its shape (``like``) is lowered before the loop:
+    # never fused into it, even when the loop also reads it
+    kept = set(root.args[1:]) if root.prim in REDUCTIONS else set()
     changed = True
     while changed:
         changed = False
@@ -160,7 +163,7 @@ def _grow(group: set[Op], root: Op, rank: int, producer: dict[Value, Op],
             args = op.args[:1] if op is root and op.prim in REDUCTIONS else op.args
             for a in args:
                 p = producer.get(a)
-                if p is None or p in group or rank_of(a.type) != rank:
+                if p is None or p in group or rank_of(a.type) != rank or a in kept:
                     continue
                 if p in again:
                     group.add(p)

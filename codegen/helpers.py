@@ -9,7 +9,7 @@ object code, cached on disk (``<key>.rto`` entries of ``sxad.diskcache``, keyed 
 the code generator's source and the host) and loaded into its own MCJIT engine the first time a
 kernel needs it in this process; ``llvm.add_symbol`` then makes its name resolvable, so kernel
 objects (fresh or from the disk cache) link to it like to libc. Which helpers a kernel needs is
-read from its object code's undefined symbols (``compiler.load_object`` calls ``ensure``).
+read from its object code's undefined symbols (``compiler.load_objects`` calls ``ensure``).
 
 The ABI of every helper: arrays of rank ≤ 4 padded to rank 4 (leading axes of length 1, stride
 0), shapes and strides (in elements) passed as i64 arguments:

@@ -11,7 +11,9 @@ call behind one lock, so the two threads never run LLVM at once: the gain is the
 Python work, not two compilers. A wrong guess costs a module compiled for later use.
 
 ``later`` runs any such build in the background: the gemm kernel (~0.25 s of LLVM) is built
-that way while products run on OpenBLAS (``blas.emit_gemm_dispatch``).
+that way while products run on OpenBLAS (``blas.emit_gemm_dispatch``), started only once the
+kernel being compiled is loaded (``after_compile``): it would otherwise hold llvmlite's lock
+while that kernel waits to compile.
 
 On a machine whose cache holds the library (every call but the very first), ``prefetch`` only
 checks a few file names.
@@ -29,6 +31,7 @@ from . import blas, helpers, threads
 _ITEMSIZE = {F32: 4, F64: 8}
 _started: set[str] = set()
 _threads: list[threading.Thread] = []
+_deferred: list[Callable[[], object]] = []
 _lock = threading.Lock()
 
 
@@ -59,6 +62,22 @@ def prefetch(arrays: Iterable[ArrayType]) -> threading.Thread | None:
         _started.update(missing)
         symbols = [symbol for name in missing for symbol in library[name][1]]
     return later(lambda: helpers.ensure(symbols))
+
+
+def after_compile(task: Callable[[], object]) -> None:
+    """Run ``task`` on a background thread once the kernel being compiled now is loaded
+    (``compiled``): a long build (the gemm kernel, ~0.25 s of LLVM) started during a first
+    call would hold llvmlite's lock while that call's own kernel waits to compile."""
+    with _lock:
+        _deferred.append(task)
+
+
+def compiled() -> None:
+    """A kernel has been compiled and loaded: start the deferred builds."""
+    with _lock:
+        tasks, _deferred[:] = list(_deferred), []
+    for task in tasks:
+        later(task)
 
 
 def later(task: Callable[[], object]) -> threading.Thread:

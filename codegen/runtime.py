@@ -235,25 +235,28 @@ def host_cpu() -> tuple[str, str]:
     return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
-def target_machine() -> llvm.TargetMachine:
-    """A fresh TargetMachine for the host CPU. MCJIT takes ownership of the one it is given,
-    and the large code model lets JIT code reach libraries anywhere in the address space."""
+def target_machine(opt: int = 3) -> llvm.TargetMachine:
+    """A fresh TargetMachine for the host CPU, generating code at level ``opt``. MCJIT takes
+    ownership of the one it is given, and the large code model lets JIT code reach libraries
+    anywhere in the address space."""
     cpu, features = host_cpu()
     target = llvm.Target.from_triple(llvm.get_process_triple())
-    return target.create_target_machine(cpu=cpu, features=features, opt=3,
+    return target.create_target_machine(cpu=cpu, features=features, opt=opt,
                                         reloc="default", codemodel="jitdefault")
 
 
-_shared_tm: llvm.TargetMachine | None = None
+_shared_tms: dict[int, llvm.TargetMachine] = {}
 
 
-def shared_target_machine() -> llvm.TargetMachine:
-    """The TargetMachine used for optimization and object emission (not given to MCJIT)."""
-    global _shared_tm
+def shared_target_machine(opt: int = 3) -> llvm.TargetMachine:
+    """The TargetMachine used for optimization and object emission at code generation level
+    ``opt`` (not given to MCJIT). Level 0 (fast instruction selection, fast register
+    allocation) is for code that is not optimized anyway (``optnone`` functions): it emits
+    several times faster than levels 1-3, which all cost about the same."""
     with _lock:
-        if _shared_tm is None:
-            _shared_tm = target_machine()
-        return _shared_tm
+        if opt not in _shared_tms:
+            _shared_tms[opt] = target_machine(opt)
+        return _shared_tms[opt]
 
 
 @functools.cache

@@ -56,8 +56,9 @@ PARALLEL_FOR = PREFIX + "parallel_for"      # void (ptr body, ptr args, i64 coun
 SET_THREADS = PREFIX + "pool_set_threads"   # void (i64 threads)
 POOL_INFO = PREFIX + "pool_info"            # void (ptr out): INFO_FIELDS as i64
 POOL_THREADS = PREFIX + "pool_threads"      # i64 (): the threads a parallel_for may use now
-SYMBOLS = (PARALLEL_FOR, SET_THREADS, POOL_INFO, POOL_THREADS)
-INFO_FIELDS = ("threads", "started", "jobs", "owner", "busy")
+SET_ADAPTIVE = PREFIX + "pool_set_adaptive"  # void (i64 on): back off under contention
+SYMBOLS = (PARALLEL_FOR, SET_THREADS, POOL_INFO, POOL_THREADS, SET_ADAPTIVE)
+INFO_FIELDS = ("threads", "started", "jobs", "owner", "busy", "penalty", "contended")
 
 #: Default thread count: the CPUs of ``os.sched_getaffinity``, at most this many.
 DEFAULT_CAP = 8
@@ -72,6 +73,12 @@ SPIN_LIMIT = 20_000
 #: the worker it waits for may need the caller's core.
 JOIN_CYCLES = 50_000
 MAX_CHUNKS = 0xFFFF                         # chunk counts are 16 bits of ``word``
+#: Contention (``_Pool.judge``): a caller waiting this many cycles (~20-30 µs) more for its
+#: workers than its own share took backs off to serial loops for a while, at most for
+#: MAX_PENALTY jobs before trying again: on a machine whose other CPUs are busy, waiting for a
+#: descheduled worker's chunk costs a scheduler time slice (milliseconds).
+WAIT_SLACK = 60_000
+MAX_PENALTY = 255
 #: Chunks per thread (when the grain allows): on a shared machine a worker may be descheduled
 #: for a while; the others then take the chunks it has not claimed.
 OVERSPLIT = 4
@@ -133,21 +140,32 @@ def _function(name: str, *argtypes: Any) -> Any:
 
 
 def configure() -> None:
-    """Give the freshly loaded pool its thread count (``helpers`` calls this on load)."""
+    """Give the freshly loaded pool its thread count (``helpers`` calls this on load), and its
+    backing off under contention unless ``SXAD_POOL_ADAPTIVE=0`` (the test suite sets it:
+    its job counts must not depend on the machine's load)."""
     _function(SET_THREADS, ctypes.c_int64)(default_threads())
+    set_adaptive(os.environ.get("SXAD_POOL_ADAPTIVE", "1").strip() != "0")
 
 
 def set_threads(count: int) -> None:
     """The pool's thread count from now on (1: every loop runs on its caller). Workers already
-    started stay (asleep) when it is lowered; more are started when it is raised."""
+    started stay (asleep) when it is lowered; more are started when it is raised. Any backing
+    off after contention (``WAIT_SLACK``) is forgotten."""
     if count < 1:
         raise ValueError(f"the thread count must be positive, got {count}")
     _function(SET_THREADS, ctypes.c_int64)(min(count, MAX_THREADS))
 
 
+def set_adaptive(on: bool) -> None:
+    """Whether the pool backs off to serial loops after a contended job (``WAIT_SLACK``; on by
+    default). Off, every loop large enough is split: tests that count jobs need that."""
+    _function(SET_ADAPTIVE, ctypes.c_int64)(int(bool(on)))
+
+
 def info() -> dict[str, int]:
     """The pool's state: configured ``threads``, workers ``started``, parallel ``jobs`` run,
-    the ``owner`` process id (0 before the first start), whether it is ``busy`` now."""
+    the ``owner`` process id (0 before the first start), whether it is ``busy`` now, the
+    current contention ``penalty`` (serial jobs ahead) and how many jobs were ``contended``."""
     out = (ctypes.c_int64 * len(INFO_FIELDS))()
     _function(POOL_INFO, ctypes.c_void_p)(ctypes.addressof(out))
     return dict(zip(INFO_FIELDS, (int(v) for v in out)))
@@ -176,7 +194,8 @@ class _Pool:
                  "owner": (INT32, 0), "lock": (INT32, 0), "gen": (INT32, 0),
                  "sleepers": (INT32, 0), "word": (INT64, 0), "done": (INT32, 0),
                  "waiting": (INT32, 0), "body": (PTR, None), "args": (PTR, None),
-                 "count": (INT64, 0)}
+                 "count": (INT64, 0), "skip": (INT64, 0), "penalty": (INT64, 0),
+                 "contended": (INT64, 0), "adaptive": (INT64, 1)}
         self.g: dict[str, ir.GlobalVariable] = {}
         for name, (type_, value) in state.items():
             var = ir.GlobalVariable(module, type_, f"{MODULE}.{name}")
@@ -189,6 +208,7 @@ class _Pool:
         self.start = self.emit_start()
         self.emit_parallel_for()
         self.emit_set_threads()
+        self.emit_set_adaptive()
         self.emit_info()
         self.emit_threads()
 
@@ -361,8 +381,13 @@ class _Pool:
         threads = self.load(b, "threads", "monotonic")
         pieces = b.sdiv(count, grain)
         wide = b.and_(b.icmp_signed(">=", threads, _i64(2)), b.icmp_signed(">=", pieces, _i64(2)))
-        locking = fn.append_basic_block("lock")
-        b.cbranch(wide, locking, serial)
+        locking, backing_off = fn.append_basic_block("lock"), fn.append_basic_block("backoff")
+        b.cbranch(wide, backing_off, serial)
+        b.position_at_end(backing_off)   # after a contended job: serial for a while (BACKOFF)
+        skip = self.load(b, "skip", "monotonic")
+        with b.if_then(b.icmp_signed(">", skip, _i64(0))):
+            self.store(b, "skip", b.sub(skip, _i64(1)), "monotonic")
+        b.cbranch(b.icmp_signed(">", skip, _i64(0)), serial, locking)
         b.position_at_end(locking)
         taken = b.cmpxchg(self.g["lock"], _i32(0), _i32(1), "acquire", "monotonic")
         held = fn.append_basic_block("held")
@@ -398,7 +423,9 @@ class _Pool:
         with b.if_then(b.icmp_signed(">", self.load(b, "sleepers", "seq_cst"), _i32(0))):
             self.futex(b, "gen", FUTEX_WAKE_PRIVATE, _i32(0x7FFFFFFF))
         self.store(b, "jobs", b.add(self.load(b, "jobs", "monotonic"), _i64(1)), "monotonic")
+        begun = self.cycles(b)
         b.call(self.run_chunks, [generation])
+        mine = self.cycles(b)
         # wait for the workers' chunks: spin, then sleep on `done`
         chunks32 = b.trunc(chunks, INT32)
         all_done = lambda b: b.icmp_unsigned("==", self.load(b, "done", "acquire"), chunks32)
@@ -416,6 +443,7 @@ class _Pool:
         b.position_at_end(ready)
         b.branch(finish)
         b.position_at_end(finish)
+        self.judge(b, b.sub(mine, begun), b.sub(self.cycles(b), mine))
         self.store(b, "lock", _i32(0), "release")
         b.ret_void()
 
@@ -426,12 +454,37 @@ class _Pool:
         b.call(_callee(b, body), [args, _i64(0), count])
         b.ret_void()
 
+    def judge(self, b: ir.IRBuilder, own: ir.Value, waited: ir.Value) -> None:
+        """Contention: the caller waited for the workers' chunks longer than ``WAIT_SLACK``
+        cycles beyond its own share — a worker was descheduled (another process holds the
+        CPU). The next ``penalty`` jobs then run serially, the penalty doubling (up to
+        ``MAX_PENALTY``) while contention lasts and halving after each job that ran well."""
+        penalty = self.load(b, "penalty", "monotonic")
+        slow = b.and_(b.icmp_signed(">", waited, b.add(own, _i64(WAIT_SLACK))),
+                      b.icmp_signed("!=", self.load(b, "adaptive", "monotonic"), _i64(0)))
+        worse = _smallest(b, [b.add(b.mul(penalty, _i64(2)), _i64(1)), _i64(MAX_PENALTY)])
+        penalty = b.select(slow, worse, b.ashr(penalty, _i64(1)))
+        self.store(b, "penalty", penalty, "monotonic")
+        with b.if_then(slow):
+            self.store(b, "skip", penalty, "monotonic")
+            self.store(b, "contended", b.add(self.load(b, "contended", "monotonic"), _i64(1)),
+                       "monotonic")
+
     def emit_set_threads(self) -> None:
         fn, b = self.function(SET_THREADS, VOID, [INT64], internal=False)
         wanted, = fn.args
         clamped = _smallest(b, [b.select(b.icmp_signed("<", wanted, _i64(1)), _i64(1), wanted),
                                 _i64(MAX_THREADS)])
         self.store(b, "threads", clamped, "monotonic")
+        self.store(b, "skip", _i64(0), "monotonic")       # and forget any contention seen
+        self.store(b, "penalty", _i64(0), "monotonic")
+        b.ret_void()
+
+    def emit_set_adaptive(self) -> None:
+        fn, b = self.function(SET_ADAPTIVE, VOID, [INT64], internal=False)
+        self.store(b, "adaptive", fn.args[0], "monotonic")
+        self.store(b, "skip", _i64(0), "monotonic")
+        self.store(b, "penalty", _i64(0), "monotonic")
         b.ret_void()
 
     def emit_threads(self) -> None:
@@ -452,7 +505,8 @@ class _Pool:
         values = [self.load(b, "threads", "monotonic"), self.load(b, "started", "monotonic"),
                   self.load(b, "jobs", "monotonic"),
                   b.sext(self.load(b, "owner", "monotonic"), INT64),
-                  b.zext(self.load(b, "lock", "monotonic"), INT64)]
+                  b.zext(self.load(b, "lock", "monotonic"), INT64),
+                  self.load(b, "penalty", "monotonic"), self.load(b, "contended", "monotonic")]
         for k, value in enumerate(values):
             b.store(value, b.gep(out, [_i64(k)], source_etype=INT64))
         b.ret_void()

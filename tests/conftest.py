@@ -8,6 +8,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 # Verify the IR after every optimization pass while testing.
 os.environ.setdefault("SXAD_VERIFY", "1")
+# Parallel loops never back off to serial under load (tests count the pool's jobs).
+os.environ.setdefault("SXAD_POOL_ADAPTIVE", "0")
 
 # Every test session uses a cache directory of its own: the user's cache stays untouched, and
 # the compile paths run cold.

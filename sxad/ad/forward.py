@@ -66,6 +66,8 @@ class _Forward:
         rule = rule_for(op.prim, "forward mode (jvp)")
         dxs = [None if (op, k) in self.cut else self.tangent.get(a)
                for k, a in enumerate(op.args)]
+        if all(dx is None for dx in dxs):
+            return   # every tangent reaching it was cut (a max shift): its tangent is zero
         dy = rule.jvp(b, op.args, dxs, op.results, **rule_attrs(rule, op))
         if dy is not None:
             self.tangent[result] = named(b, dy, suffixed(result, "dot"))

@@ -63,12 +63,52 @@ def test_large_loops_on_the_pool_give_the_serial_bits(dtype, rng):
     for fn, args in _cases(rng, dtype):
         compiled = sxad.jit(fn)
         compiled(*args)
+        threads.set_threads(threads.default_threads())   # no backing off from earlier contention
         before = _jobs()
         got = compiled(*args)
         assert _jobs() > before, fn.__name__        # it really ran on the pool
         assert got.dtype == dtype
         np.testing.assert_array_equal(got, _serially(compiled, *args), err_msg=fn.__name__)
         _close(got, fn(*args))
+
+
+def test_a_loaded_machine_gives_the_same_bits(rng):
+    """With both CPUs busy elsewhere, workers are descheduled mid-chunk and the pool may back
+    off to serial loops (``threads.WAIT_SLACK``; set_threads forgets it): results are the same
+    bits either way."""
+    if threads.default_threads() < 2:
+        pytest.skip("one CPU: loops run on their caller")
+    x = rng.standard_normal(200_003)
+    compiled = sxad.jit(flat)
+    want = compiled(x)
+    threads.set_adaptive(True)    # as outside the test suite
+    hog = _Hog()                  # both CPUs busy: workers get descheduled
+    try:
+        for _ in range(200):
+            np.testing.assert_array_equal(compiled(x), want)
+    finally:
+        hog.stop()
+        threads.set_adaptive(False)
+    threads.set_threads(threads.default_threads())
+    assert threads.info()["penalty"] == 0
+    before = _jobs()
+    compiled(x)
+    assert _jobs() == before + 1
+
+
+class _Hog:
+    """Two busy subprocesses (plain Python loops) for the duration of a test."""
+
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                      for _ in range(2)]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
 
 
 def test_small_and_empty_arrays_stay_on_the_caller(rng):

@@ -88,6 +88,16 @@ def directional(fn, args, direction, h=1e-5):
     seed=0,
     n=0,
 )   # the shapes pass took a popped (3, 1) array for (1, 1)
+@example(
+    source='def generated(x, v, s, n):\n    a0 = x * 0.0 + (np.maximum(s, 0.5) * x.T[:, 0])\n    a1 = x * 0.0 + np.sin(np.maximum(np.maximum((x @ v)[:, None], s), a0))\n    for i in range(n):\n        a1 = np.tanh(np.where(np.sin(v) > np.cos(a1), np.sin(v), 0.5 * np.cos(a1))) + 0.5 * a1 * float(i)\n    a2 = x * 0.0 + np.where(1.5 > (np.log(1.0 + s * s) + np.maximum(a1, a0)), 1.5, 0.5 * (np.log(1.0 + s * s) + np.maximum(a1, a0)))\n    return np.sum(np.cos(np.exp(np.sin((np.max(x, axis=1, keepdims=True) - np.max(x, axis=1, keepdims=True))))) * x) + np.sum(a2)\n',
+    seed=7,
+    n=2,
+)   # a tangent wholly cut by the max shift (m - m) reached a unary rule as None
+@example(
+    source='def generated(x, v, s, n):\n    a0 = np.tanh(x * 0.0 + (s + s))\n    count = 0\n    while count < n and np.sum(a0) < 5.0:\n        a0 = a0 + 0.5 * np.cos(a0 * s)\n        count += 1\n    a1 = x * 0.0 + np.tanh(np.tanh(np.log(1.0 + v * v)))\n    a2 = x * 0.0 + a1\n    for i in range(n):\n        a2 = np.tanh(np.log(1.0 + (a0 + x) * (a0 + x))) + 0.5 * a2 * float(i)\n    return np.sum(x.T[:, 0] * x) + np.sum(a2)\n',
+    seed=33934,
+    n=1,
+)   # an unbroadcast's `like` was fused into the loop of the sum it shapes
 def test_random_array_programs_differentiate_correctly(source, seed, n):
     fn = load(source)
     rng = np.random.default_rng(seed)
