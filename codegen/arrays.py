@@ -677,9 +677,10 @@ def outline(cx: Context, captured: object, emit: Callable[["Context", Any], None
         cx.b.call(fn, inputs)
 
 
-#: How long a parallel chunk should run at least (ns): the pool's dispatch costs ~0.2 µs while
+#: How long a parallel chunk should run at least (ns; 3 µs: an f64 exp chain of 10⁴ elements
+#: splits, the digits step's 128×128 loops do not): the pool's dispatch costs ~0.2 µs while
 #: its workers spin and ~2 µs once they sleep, and a chunk of a descheduled worker is waited for.
-PARALLEL_NS = 5_000
+PARALLEL_NS = 3_000
 #: ns per element and unit of ``_work`` (an LLVM instruction of the loop's function), measured
 #: on AVX-512 (2 cores): f32 add/sigmoid/exp-chain loops at 39/65/128 units run 0.07/0.14/0.43
 #: ns per element, f64 at 39/70/146 units 0.14/0.43/1.36 (half the lanes, longer polynomials).
@@ -695,7 +696,7 @@ def outline_parallel(cx: Context, captured: object,
     of it on the thread pool. The pool calls a trampoline that reads the captured values from
     8-byte slots on the kernel's stack. Chunks run ``PARALLEL_NS`` at least, estimated from the
     size of the function and ``dtype``: a cheap loop parallelizes from larger arrays on than an
-    exp-heavy one (an f32 sigmoid from 62 000 elements, an f64 exp chain from 11 000)."""
+    exp-heavy one (an f32 sigmoid from ~37 000 elements, an f64 exp chain from ~7 000)."""
     inputs = _captured_inputs(captured)
     fn = _outlined(cx, inputs, [INT64, INT64], noalias)
     inner = _LoopContext(cx.module, fn, None, getattr(cx, "bounds_check", True))
