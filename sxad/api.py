@@ -608,10 +608,11 @@ def _execute(fn: Callable, key: _Key, names: Sequence[str], args: Sequence[Any],
         out = compiled.run(*values, *extra)
         declined = out is NotImplemented   # arguments the native entry does not take (a layout…)
         if declined:
-            out = _declined(key, args, extra)
+            out = _declined_updating(fn, key, program, names, args, extra)
         out = _results_of(program, out)
     except ValueError as err:
-        if not any(is_array(t) for t, _, _ in _flat(key.types, args)):
+        if isinstance(err, ReadOnlyArgumentError) or \
+                not any(is_array(t) for t, _, _ in _flat(key.types, args)):
             raise
         raise _shape_error(fn, names, args, err) from None
     if not program.mutated:
@@ -624,6 +625,29 @@ def _execute(fn: Callable, key: _Key, names: Sequence[str], args: Sequence[Any],
             if leaves[position][1].flags.writeable:   # a read-only one is unchanged (checked)
                 np.copyto(leaves[position][1], new)
     return out[:n]
+
+
+def _declined_updating(fn: Callable, key: _Key, program: Func, names: Sequence[str],
+                       args: Sequence[Any], extra: Sequence[Any]) -> Any:
+    """``_declined``; when the run fails and the program updates an argument that is read-only,
+    the read-only argument is reported: numpy refuses its update before anything else in the
+    statement (``x[7] = v`` on a read-only ``x`` of 3 elements is a read-only error there)."""
+    try:
+        return _declined(key, args, extra)
+    except Exception:
+        if program.mutated:
+            leaves = _flat(key.types, args, names)
+            for position in program.mutated:
+                _, array, name = leaves[position]
+                if isinstance(array, np.ndarray) and not array.flags.writeable:
+                    raise ReadOnlyArgumentError(
+                        f"argument `{name}` of {_qualname(fn)}: the array is read-only, but "
+                        f"{_qualname(fn)} updates it in place") from None
+        raise
+
+
+class ReadOnlyArgumentError(ValueError):
+    """An argument the function updates in place is read-only (a ValueError, as numpy's)."""
 
 
 def _check_writeable(fn: Callable, mutated: Sequence[int],

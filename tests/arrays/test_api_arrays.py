@@ -406,6 +406,23 @@ def test_a_read_only_argument_updated_in_place_is_a_clear_error():
     assert not pair[0].any()   # nothing was half updated
 
 
+def _writes_out_of_range(x, i):
+    x[i] = 1.0
+    return x
+
+
+def test_a_read_only_argument_is_reported_before_the_index_of_its_update():
+    """numpy checks the destination before the index (found by the array fuzzer)."""
+    frozen = np.zeros((0, 0))
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _writes_out_of_range(frozen, 3)
+    with pytest.raises(ValueError, match=r"argument `x` of .*: the array is read-only, but"):
+        sxad.jit(_writes_out_of_range)(frozen, 3)
+    with pytest.raises(IndexError, match="out of bounds"):
+        sxad.jit(_writes_out_of_range)(np.zeros((0, 0)), 3)
+
+
 def test_a_float32_scalar_result_stays_float32():
     x = np.ones(2, np.float32)
     for fn in (_writes_first, lambda_free_sum):
