@@ -93,7 +93,8 @@ class _Item:
     def __str__(self) -> str:
         return f"{self.parent}[{self.index}]"
 
-    __format__ = lambda self, spec: format(str(self), spec)   # noqa: E731
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
 
 
 _ARRAY_TYPES: dict[tuple[np.dtype, int], ArrayType] = {}

@@ -159,3 +159,12 @@ def test_numpy_float32_scalars_take_the_native_fast_path():
     assert out == 2.5
     if api.BACKEND == "native":
         assert entered == []
+
+
+def _first_of(ps):
+    return ps[0] * 2
+
+
+def test_an_unsupported_item_of_a_tuple_argument_is_named():
+    with pytest.raises(TypeError, match=r"argument `ps\[1\]\[0\]` of _first_of: arrays of float16"):
+        sxad.jit(_first_of)((np.ones(2), (np.ones(2, np.float16),)))
