@@ -20,6 +20,7 @@ or two.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Callable, Protocol, Sequence
 
@@ -670,11 +671,11 @@ def outline(cx: Context, captured: object, emit: Callable[["Context", Any], None
     emit(inner, _rebind(captured, inputs, fn))
     if can_fail:
         inner.b.ret(ir.Constant(INT32, 0))
-        code = cx.b.call(fn, [*inputs, cx.info])
+        code = cx.b.call(shared(cx.module, fn), [*inputs, cx.info])
         cx.fail_code(code)
     else:
         inner.b.ret_void()
-        cx.b.call(fn, inputs)
+        cx.b.call(shared(cx.module, fn), inputs)
 
 
 #: How long a parallel chunk should run at least (ns; 3 µs: an f64 exp chain of 10⁴ elements
@@ -702,7 +703,8 @@ def outline_parallel(cx: Context, captured: object,
     inner = _LoopContext(cx.module, fn, None, getattr(cx, "bounds_check", True))
     emit(inner, _rebind(captured, inputs, fn), fn.args[-2], fn.args[-1])
     inner.b.ret_void()
-    trampoline = _trampoline(cx.module, fn, [v.type for v in inputs])
+    fn = shared(cx.module, fn)
+    trampoline = shared(cx.module, _trampoline(cx.module, fn, [v.type for v in inputs]))
     frame = _entry_alloca(cx.b, ir.ArrayType(INT64, max(1, len(inputs))))
     for k, value in enumerate(inputs):
         cx.b.store(value, _slot(cx.b, frame, k))
@@ -738,6 +740,28 @@ def _outlined(cx: Context, inputs: list[ir.Value], extra: list[ir.Type],
         if id(value) in marked:
             arg.add_attribute("noalias")
     return fn
+
+
+def shared(module: ir.Module, fn: ir.Function) -> ir.Function:
+    """``fn``, finished, or the function of ``module`` that was emitted identical to it (then
+    ``fn`` is dropped): the adjoint often repeats a loop (the digits step had 5 twins among 29
+    outlined functions), and each costs LLVM time on a cold compile. Identical: the same text,
+    up to the function's own name and its loops' metadata nodes (compared by their options)."""
+    nodes = {f"!{m.name}": m for m in module.metadata}
+
+    def node(match: "re.Match[str]") -> str:
+        found = nodes.get(match.group(0))
+        if found is None:
+            return match.group(0)
+        return "!{" + ",".join(str(o) for o in found.operands if o is not found) + "}"
+    text = re.sub(r"!\d+", node, str(fn).replace(f'@"{fn.name}"', "@F"))
+    seen = module.__dict__.setdefault("_sxad_shared", {})
+    twin = seen.get(text)
+    if twin is None:
+        seen[text] = fn
+        return fn
+    del module.globals[fn.name]
+    return twin
 
 
 def _trampoline(module: ir.Module, fn: ir.Function, types: list[ir.Type]) -> ir.Function:
@@ -1189,7 +1213,7 @@ def _accumulate_function(cx: Context, loop: ReduceLoop) -> tuple[ir.Function, li
                     fresh=fn.args[-1])
     bound.emit_elements(lcx, fn.args[-4], fn.args[-3])
     lcx.b.ret_void()
-    return fn, inputs
+    return shared(cx.module, fn), inputs
 
 
 def _pool_call(cx: Context, values: list[ir.Value],
@@ -1201,7 +1225,8 @@ def _pool_call(cx: Context, values: list[ir.Value],
     lcx = _LoopContext(cx.module, fn, None, getattr(cx, "bounds_check", True))
     emit(lcx, list(fn.args[:len(values)]), fn.args[-2], fn.args[-1])
     lcx.b.ret_void()
-    trampoline = _trampoline(cx.module, fn, [v.type for v in values])
+    fn = shared(cx.module, fn)
+    trampoline = shared(cx.module, _trampoline(cx.module, fn, [v.type for v in values]))
     frame = _entry_alloca(cx.b, ir.ArrayType(INT64, max(1, len(values))))
     for k, value in enumerate(values):
         cx.b.store(value, _slot(cx.b, frame, k))

@@ -118,3 +118,24 @@ def test_small_and_empty_arrays_stay_on_the_caller(rng):
         x, b = rng.standard_normal(shape), rng.standard_normal(shape[1])
         _close(compiled(x, b), rows_plus_vector(x, b))
     assert _jobs() == before
+
+
+def _twin_loops(x, y):
+    return np.tanh(x) * 2.0 + x, np.tanh(y) * 2.0 + y
+
+
+def _different_loops(x, y):
+    return np.tanh(x) * 2.0 + x, np.exp(y) * 2.0 + y
+
+
+def test_identical_loops_are_compiled_once():
+    """``arrays.shared``: a kernel emitting the same loop twice keeps one function for both."""
+    import re
+    x, y = np.linspace(-1, 1, 5), np.linspace(0, 2, 5)
+    count = {}
+    for fn in (_twin_loops, _different_loops):
+        text = sxad.source(sxad.jit(fn), x, y, stage="llvm")
+        count[fn] = len(re.findall(r'define internal void @"?sxad\.chunk', text))
+        for got, want in zip(sxad.jit(fn)(x, y), fn(x, y)):
+            np.testing.assert_allclose(got, want, rtol=1e-15)
+    assert count[_twin_loops] == 1 and count[_different_loops] == 2
