@@ -30,7 +30,6 @@ from sxad.ir import BOOL, F32, F64, I64, Block, Op, Prim, ScalarType, Type, dtyp
     is_array, rank_of
 
 from . import helpers, vmath
-from .folding import FoldingBuilder
 from .regions import free_values
 from .blas import emit_gemm
 from .threads import emit_parallel_for
@@ -704,12 +703,18 @@ def outline_parallel(cx: Context, captured: object,
     emit(inner, _rebind(captured, inputs, fn), fn.args[-2], fn.args[-1])
     inner.b.ret_void()
     fn = shared(cx.module, fn)
+    ns = _work(fn) * NS_PER_WORK.get(dtype, NS_PER_WORK_ELSE)
+    _on_pool(cx, fn, inputs, count, _i(max(1, int(PARALLEL_NS / ns))))
+
+
+def _on_pool(cx: Context, fn: ir.Function, inputs: list[ir.Value], count: ir.Value,
+             grain: ir.Value) -> None:
+    """``fn(*inputs, lo, hi)`` over ``[0, count)`` on the thread pool, in chunks of ``grain``
+    or more: through a trampoline reading ``inputs`` from 8-byte slots on the stack."""
     trampoline = shared(cx.module, _trampoline(cx.module, fn, [v.type for v in inputs]))
     frame = _entry_alloca(cx.b, ir.ArrayType(INT64, max(1, len(inputs))))
     for k, value in enumerate(inputs):
         cx.b.store(value, _slot(cx.b, frame, k))
-    ns = _work(fn) * NS_PER_WORK.get(dtype, NS_PER_WORK_ELSE)
-    grain = max(1, int(PARALLEL_NS / ns))
     emit_parallel_for(cx, trampoline, frame, count, grain)
 
 
@@ -807,22 +812,14 @@ def _work(fn: ir.Function) -> int:
     return count
 
 
-class _LoopContext:
+class _LoopContext(helpers.FunctionContext):
     """The context of an outlined loop (``RowLoop.call``, ``outline``): a builder in its
     function; a fault returns its code (after writing ``info``), when the function may fail."""
 
     def __init__(self, module: ir.Module, fn: ir.Function, info: ir.Value | None = None,
                  bounds_check: bool = True) -> None:
-        self.module, self.fn, self.info, self.bounds_check = module, fn, info, bounds_check
-        self.b = FoldingBuilder(fn.append_basic_block("entry"))
-
-    def declare(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
-        existing = self.module.globals.get(name)
-        return existing if existing is not None else ir.Function(
-            self.module, ir.FunctionType(ret, args), name)
-
-    def new_block(self, label: str) -> ir.Block:
-        return self.fn.append_basic_block(label)
+        super().__init__(module, fn)
+        self.info, self.bounds_check = info, bounds_check
 
     def fail_if(self, cond: ir.Value, fault: Fault) -> None:
         self.fail_with(cond, fault, [])
@@ -1225,12 +1222,7 @@ def _pool_call(cx: Context, values: list[ir.Value],
     lcx = _LoopContext(cx.module, fn, None, getattr(cx, "bounds_check", True))
     emit(lcx, list(fn.args[:len(values)]), fn.args[-2], fn.args[-1])
     lcx.b.ret_void()
-    fn = shared(cx.module, fn)
-    trampoline = shared(cx.module, _trampoline(cx.module, fn, [v.type for v in values]))
-    frame = _entry_alloca(cx.b, ir.ArrayType(INT64, max(1, len(values))))
-    for k, value in enumerate(values):
-        cx.b.store(value, _slot(cx.b, frame, k))
-    emit_parallel_for(cx, trampoline, frame, count, grain)
+    _on_pool(cx, shared(cx.module, fn), values, count, grain)
 
 
 def _fill(cx: Context, dtype: ScalarType, value: ir.Value, base: ir.Value, n: ir.Value) -> None:

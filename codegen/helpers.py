@@ -99,8 +99,9 @@ def call(cx: Any, name: str, args: list[ir.Value]) -> None:
 
 # --------------------------------------------------------------------------- helper bodies
 
-class _Builder:
-    """The little of a kernel context that ``arrays``' loop builders use."""
+class FunctionContext:
+    """The little of a kernel context that ``arrays``' loop builders use: a builder at the
+    entry of ``fn``, declarations in its module, new blocks."""
 
     def __init__(self, module: ir.Module, fn: ir.Function) -> None:
         self.module, self.fn = module, fn
@@ -115,13 +116,13 @@ class _Builder:
         return self.fn.append_basic_block(label)
 
 
-def _function(module: ir.Module, name: str, args: list[ir.Type]) -> tuple[ir.Function, _Builder]:
+def _function(module: ir.Module, name: str, args: list[ir.Type]) -> tuple[ir.Function, FunctionContext]:
     fn = ir.Function(module, ir.FunctionType(VOID, args), name)
     fn.attributes.add("nounwind")
     for arg in fn.args:
         if arg.type == PTR:
             arg.add_attribute("noalias")
-    return fn, _Builder(module, fn)
+    return fn, FunctionContext(module, fn)
 
 
 def _offset(b: ir.IRBuilder, index: Sequence[ir.Value], strides: Sequence[ir.Value]) -> ir.Value:
@@ -142,7 +143,7 @@ def _c_contiguous(b: ir.IRBuilder, shape: Sequence[ir.Value],
     return ok
 
 
-def _memcpy(cx: _Builder, dst: ir.Value, src: ir.Value, nbytes: ir.Value) -> None:
+def _memcpy(cx: FunctionContext, dst: ir.Value, src: ir.Value, nbytes: ir.Value) -> None:
     fn = cx.declare("llvm.memcpy.p0.p0.i64", VOID, [PTR, PTR, INT64, INT1])
     cx.b.call(fn, [dst, src, nbytes, ir.Constant(INT1, 0)])
 
@@ -178,7 +179,7 @@ def _emit_copy(module: ir.Module, name: str, size: int) -> None:
 TILE = 16   # a transposing copy moves TILE×TILE blocks: both sides' lines stay in cache
 
 
-def _tiled_transpose(cx: _Builder, etype: ir.Type, shape: Sequence[ir.Value], src: ir.Value,
+def _tiled_transpose(cx: FunctionContext, etype: ir.Type, shape: Sequence[ir.Value], src: ir.Value,
                      src_strides: Sequence[ir.Value], dst: ir.Value,
                      dst_strides: Sequence[ir.Value]) -> None:
     """The copy when the last two axes are transposed between src and dst (reading src's
@@ -219,7 +220,7 @@ def _tiled_transpose(cx: _Builder, etype: ir.Type, shape: Sequence[ir.Value], sr
     nest(cx, shape[:2], [], outer, vectorize=False)
 
 
-def _copy_rows(cx: _Builder, etype: ir.Type, size: int, shape: Sequence[ir.Value],
+def _copy_rows(cx: FunctionContext, etype: ir.Type, size: int, shape: Sequence[ir.Value],
                src: ir.Value, src_strides: Sequence[ir.Value], dst: ir.Value,
                dst_strides: Sequence[ir.Value]) -> None:
     """The copy row by row (a memcpy per row where both rows are contiguous)."""

@@ -27,8 +27,8 @@ from typing import Callable, Iterable
 from sxad.ir import F32, F64, ArrayType, Prim
 
 from . import blas, helpers, threads
+from .arrays import ELEM_SIZE
 
-_ITEMSIZE = {F32: 4, F64: 8}
 _started: set[str] = set()
 _threads: list[threading.Thread] = []
 _deferred: list[Callable[[], object]] = []
@@ -43,7 +43,7 @@ def predicted(arrays: Iterable[ArrayType]) -> list[str]:
     arrays = list(arrays)
     wanted = [f"{helpers.PREFIX}heap", threads.MODULE] if arrays else []
     for dtype in sorted({a.dtype for a in arrays} & {F32, F64}, key=lambda d: d.name):
-        wanted += [helpers.copy_name(_ITEMSIZE[dtype]), helpers.reduce_name(Prim.REDUCE_SUM, dtype),
+        wanted += [helpers.copy_name(ELEM_SIZE[dtype]), helpers.reduce_name(Prim.REDUCE_SUM, dtype),
                    helpers.reduce_name(Prim.REDUCE_MAX, dtype)]
         if any(a.dtype is dtype and a.rank >= 2 for a in arrays):
             wanted.append(blas.gemm_symbol(dtype) if blas.available() else blas.kernel_symbol(dtype))

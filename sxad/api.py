@@ -641,14 +641,17 @@ def _declined_updating(fn: Callable, key: _Key, program: Func, names: Sequence[s
             for position in program.mutated:
                 _, array, name = leaves[position]
                 if isinstance(array, np.ndarray) and not array.flags.writeable:
-                    raise ReadOnlyArgumentError(
-                        f"argument `{name}` of {_qualname(fn)}: the array is read-only, but "
-                        f"{_qualname(fn)} updates it in place") from None
+                    raise ReadOnlyArgumentError.of(fn, name) from None
         raise
 
 
 class ReadOnlyArgumentError(ValueError):
     """An argument the function updates in place is read-only (a ValueError, as numpy's)."""
+
+    @classmethod
+    def of(cls, fn: Callable, name: str) -> "ReadOnlyArgumentError":
+        return cls(f"argument `{name}` of {_qualname(fn)}: the array is read-only, but "
+                   f"{_qualname(fn)} updates it in place")
 
 
 def _check_writeable(fn: Callable, mutated: Sequence[int],
@@ -661,8 +664,7 @@ def _check_writeable(fn: Callable, mutated: Sequence[int],
         _, array, name = leaves[position]
         if isinstance(array, np.ndarray) and not array.flags.writeable and \
                 not np.array_equal(array, value, equal_nan=array.dtype.kind == "f"):
-            raise ValueError(f"argument `{name}` of {_qualname(fn)}: the array is read-only, "
-                             f"but {_qualname(fn)} updates it in place")
+            raise ReadOnlyArgumentError.of(fn, name)
 
 
 class _Transformed:
