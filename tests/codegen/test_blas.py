@@ -127,7 +127,9 @@ def gemm(function, a, b, c, ta, tb, alpha, beta) -> None:
              beta, c.ctypes.data, ld(c))
 
 
-SHAPES = [(1, 1, 1), (7, 5, 3), (37, 53, 300), (128, 64, 10), (130, 90, 270), (9, 130, 17)]
+#: ... with (300, 10, 64) and (33, 2, 40): C narrow enough that the kernel computes Cᵀ
+SHAPES = [(1, 1, 1), (7, 5, 3), (37, 53, 300), (128, 64, 10), (130, 90, 270), (9, 130, 17),
+          (300, 10, 64), (33, 2, 40)]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -228,11 +230,12 @@ def test_which_path_is_emitted(compiled):
 
 
 def test_kernel_is_vectorized():
-    """The gemm kernel (its micro-kernel inlined by now) works on whole vector registers."""
+    """The gemm kernel's driver (the micro-kernel inlined by now) works on whole vector
+    registers."""
     llmod = compiler.parse(helpers.module_text(blas.kernel_symbol(F64)))
     compiler.optimize(llmod, helpers.LEVEL)
     width = blas.tile(F64)[2]
-    body = re.search(r"define [^@]*@\"?sxad\.gemm\.f64\"?\(.*?\n}\n", str(llmod),
+    body = re.search(r"define [^@]*@\"?sxad\.gemm\.f64\.strided\"?\(.*?\n}\n", str(llmod),
                      re.S).group(0)
     assert f"<{width} x double>" in body and f"llvm.fma.v{width}f64" in body
 
@@ -293,7 +296,9 @@ def test_kernel_on_the_pool_against_numpy(compiled, pool_threads, dtype, count):
 
 
 def test_large_products_leave_openblas(compiled, pool_threads):
-    """Through the OpenBLAS wrapper, a product past ``OWN_WORK`` runs on the pool."""
+    """Through the OpenBLAS wrapper, a product past ``OWN_WORK`` and ``PARALLEL_WORK`` runs on
+    the pool; OpenBLAS gets the small ones only (which it runs on one thread)."""
+    assert blas.OWN_WORK <= 1 << 19     # OpenBLAS splits products from 2¹⁹ multiply-adds on
     function = get(compiled, "gemm", "blas", F32)
     pool_threads(2)
     rng = np.random.default_rng(8)
@@ -302,5 +307,36 @@ def test_large_products_leave_openblas(compiled, pool_threads):
         c = np.full((m, n), np.nan, np.float32)
         jobs = threads.info()["jobs"]
         gemm(function, a, b, c, False, True, 1.0, 0.0)
-        assert threads.info()["jobs"] - jobs == (m * n * k >= blas.OWN_WORK)
+        assert threads.info()["jobs"] - jobs == (m * n * k >= blas.PARALLEL_WORK)
         np.testing.assert_allclose(c, a.astype(np.float64) @ b.T, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES), ids=str)
+def test_kernel_for_narrower_vectors(monkeypatch, dtype):
+    """The kernel as emitted for a 256-bit (AVX2) host: 6-row tiles, whose A panels are packed
+    two rows at a time, 16 (f32) or 8 (f64) columns. It runs here too (AVX-512 has AVX2)."""
+    monkeypatch.setattr(blas, "vector_bits", lambda: 256)
+    assert blas.tile(dtype)[0] == 6
+    module = ir.Module(name=f"narrow_{dtype}")
+    module.triple = llvm.get_process_triple()
+    module.data_layout = str(runtime.shared_target_machine().target_data)
+    blas.gemm_function(module, dtype).linkage = "external"
+    llmod = compiler.parse(str(module))
+    compiler.optimize(llmod)
+    engine = llvm.create_mcjit_compiler(llmod, runtime.target_machine())
+    engine.finalize_object()
+    flag, ptr, i64, c_float = ctypes.c_bool, ctypes.c_void_p, ctypes.c_int64, C_FLOAT[dtype]
+    function = ctypes.CFUNCTYPE(None, flag, flag, i64, i64, i64, c_float, ptr, i64, ptr, i64,
+                                c_float, ptr, i64)(
+        engine.get_function_address(f"sxad.gemm.{dtype}"))
+    rng = np.random.default_rng(9)
+    for m, n, k in [(13, 40, 37), (300, 10, 70), (6, 16, 8), (50, 3, 300)]:
+        for ta, tb in itertools.product((False, True), repeat=2):
+            a = strided(rng, *((k, m) if ta else (m, k)), dtype, pad=2)
+            b = strided(rng, *((n, k) if tb else (k, n)), dtype, pad=1)
+            c = strided(rng, m, n, dtype, pad=3)
+            before = c.copy()
+            function(ta, tb, m, n, k, 0.5, a.ctypes.data, ld(a), b.ctypes.data, ld(b), 2.0,
+                     c.ctypes.data, ld(c))
+            want = 0.5 * ((a.T if ta else a).astype(np.float64) @ (b.T if tb else b)) + 2 * before
+            np.testing.assert_allclose(c, want, **TOL[dtype], err_msg=f"{m}x{n}x{k} {ta} {tb}")
