@@ -14,10 +14,19 @@ step's matrix-product FLOPs at the machine's measured sgemm rate (the faster of 
 OpenBLAS and sxad's own kernel on 1024² products, both on every core), the floor a
 matmul-bound step cannot beat. Also: the first call's compile
 time, cold and from the on-disk cache, each in a fresh process.
+
+Every row is measured in a fresh process of its own (``--row``): a framework's threads keep
+spinning for a while after its work (OpenBLAS's, PyTorch's OpenMP team, XLA's pool) and, on a
+small machine, slow whichever framework is measured next. Each such process runs with glibc's
+malloc keeping freed blocks up to 256 MB (``MALLOC_MMAP_THRESHOLD_``…), the setting sxad's
+runtime makes at import (``codegen.runtime.keep_large_blocks``): with glibc's defaults every
+large temporary is mapped and its pages faulted in anew, which cost numpy's MNIST step 6.7 ms
+instead of 4.2 here; the rows compare the computations, not the allocator settings.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import subprocess
 import sys
@@ -144,8 +153,8 @@ def sgemm_gflops() -> tuple[float, str]:
     ours = sxad.jit(_square)
     ours(a)
     prefetch.wait()                      # sxad's gemm kernel built (on a cold machine)
-    rates = {}
-    for name, fn in (("numpy's OpenBLAS", lambda: a @ a), ("sxad's kernel", lambda: ours(a))):
+    rates = {}   # sxad's first: OpenBLAS's threads spin on after its products
+    for name, fn in (("sxad's kernel", lambda: ours(a)), ("numpy's OpenBLAS", lambda: a @ a)):
         best = min(timeit.repeat(fn, number=5, repeat=5)) / 5
         rates[name] = 2 * 1024 ** 3 / best / 1e9
     name = max(rates, key=rates.get)
@@ -164,27 +173,55 @@ def matmul_flops(sizes: tuple[int, ...], batch: int) -> float:
     return forward + backward
 
 
-def try_row(name: str, factory, params, x, y, number: int) -> tuple[str, float | None, str]:
+FRAMEWORKS = {"sxad": ("sxad (one compiled step)", sxad_step_factory),
+              "numpy": ("numpy (hand-written backprop)",
+                        lambda p, x, y: (lambda: numpy_step(p, x, y, LR))),
+              "torch": ("PyTorch (eager, autograd)", torch_step_factory),
+              "jax": ("JAX (jit, donated buffers)", jax_step_factory)}
+
+
+def one_row(framework: str, label: str, quick: bool) -> str:
+    """``--row``: ms per step of one framework at one size, in this process: a number, or
+    why there is none."""
+    sizes, batch = SIZES[label]
+    params, x, y = make_problem(sizes, batch)
+    number = 20 if label == "mnist" else 200
+    number = max(2, number // 10) if quick else number
     try:
-        step = factory([p.copy() for p in params], x, y)
-        return name, ms_per_step(step, number), ""
+        step = FRAMEWORKS[framework][1]([p.copy() for p in params], x, y)
+        return repr(ms_per_step(step, number))
     except ImportError as err:
-        return name, None, f"not installed ({err.name})"
+        return f"not installed ({err.name})"
     except Exception as err:  # a benchmark reports what failed and goes on
-        return name, None, f"failed: {type(err).__name__}: {str(err)[:80]}"
+        return f"failed: {type(err).__name__}: {str(err)[:80]}"
+
+
+#: glibc's malloc as sxad's runtime sets it (codegen.runtime.LARGE_BLOCK), for every row
+MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(512 << 20)}
+
+
+def in_fresh_process(*args: str) -> str:
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), *args],
+                          capture_output=True, text=True, env=dict(os.environ, **MALLOC))
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        return f"failed: {lines[-1][:80]}"
+    return done.stdout.strip().splitlines()[-1]
+
+
+def try_row(framework: str, label: str, quick: bool) -> tuple[str, float | None, str]:
+    out = in_fresh_process("--row", framework, label, *(["--quick"] if quick else []))
+    name = FRAMEWORKS[framework][0]
+    try:
+        return name, float(out), ""
+    except ValueError:
+        return name, None, out
 
 
 def size_table(label: str, quick: bool, rate: tuple[float, str]) -> list[tuple[str, str, str]]:
     gflops, source = rate
     sizes, batch = SIZES[label]
-    params, x, y = make_problem(sizes, batch)
-    number = 20 if label == "mnist" else 200
-    number = max(2, number // 10) if quick else number
-    rows = [try_row("sxad (one compiled step)", sxad_step_factory, params, x, y, number),
-            try_row("numpy (hand-written backprop)",
-                    lambda p, x, y: (lambda: numpy_step(p, x, y, LR)), params, x, y, number),
-            try_row("PyTorch (eager, autograd)", torch_step_factory, params, x, y, number),
-            try_row("JAX (jit, donated buffers)", jax_step_factory, params, x, y, number)]
+    rows = [try_row(framework, label, quick) for framework in FRAMEWORKS]
     base = rows[1][1]
     out = []
     for name, ms, note in rows:
@@ -245,8 +282,18 @@ def compile_times() -> list[tuple[str, str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--row", nargs=2, metavar=("FRAMEWORK", "SIZE"),
+                        help="print one row's ms per step, measured in this process")
+    parser.add_argument("--sgemm", action="store_true",
+                        help="print the sgemm rate, measured in this process")
     args = parser.parse_args()
-    gflops = sgemm_gflops()
+    if args.row:
+        print(one_row(*args.row, args.quick))
+        return
+    if args.sgemm:
+        print(repr(sgemm_gflops()))
+        return
+    gflops = ast.literal_eval(in_fresh_process("--sgemm"))
     rows = size_table("digits", args.quick, gflops) + size_table("mnist", args.quick, gflops)
     rows += compile_times()
     print("| measurement | time | note |\n|---|---|---|")
