@@ -883,11 +883,21 @@ def _common_ones(operands: Sequence[ArrayVal | ir.Value], rank: int) -> frozense
 def write_into(cx: Context, target: ArrayVal, value: ArrayVal) -> None:
     """Copy ``value`` into ``target``'s buffer (an argument updated in place); their shapes
     must be equal (else ``Fault.SHAPE``). ``value`` is a fresh buffer, so they never overlap."""
+    check_same_shape(cx, target, value)
+    copy_into(cx, target, value)
+
+
+def check_same_shape(cx: Context, target: ArrayVal, value: ArrayVal) -> None:
+    """``Fault.SHAPE`` unless ``value`` has ``target``'s shape (``write_into``'s check)."""
     b = cx.b
     bad: ir.Value = ir.Constant(INT1, 0)
     for n, m in zip(target.shape, value.shape):
         bad = b.or_(bad, b.icmp_signed("!=", n, m))
     cx.fail_with(bad, Fault.SHAPE, shape_info(ShapeKind.BROADCAST_TO, [value, target]))
+
+
+def copy_into(cx: Context, target: ArrayVal, value: ArrayVal) -> None:
+    """``write_into`` after its check."""
     copy_elements(cx, target.shape, value, value.strides, target.data, target.strides)
 
 
@@ -1472,7 +1482,7 @@ def _max(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.icmp_signed(">", x, y), x, y)
 
 
-def _blas_operand(cx: Context, x: ArrayVal) -> tuple[ir.Value, ir.Value, ir.Value, ir.Value]:
+def blas_operand(cx: Context, x: ArrayVal) -> tuple[ir.Value, ir.Value, ir.Value, ir.Value]:
     """(data, leading dimension, transposed?, scratch) of ``x`` as a BLAS matrix: ``x``
     itself when rows or columns are contiguous (``x.T`` is read transposed, not copied), else
     a C-contiguous copy, released after the product (scratch; NULL when there was none). A
@@ -1516,8 +1526,8 @@ def _matmul(cx: Context, op: Op, xs: list[Value]) -> Value:
     k = a.shape[-1]
     cx.fail_with(b.icmp_signed("!=", k, c.shape[0]), Fault.SHAPE,
                  shape_info(ShapeKind.MATMUL, [a, c]))
-    a_data, lda, trans_a, scratch_a = _blas_operand(cx, a)
-    c_data, ldb, trans_b, scratch_c = _blas_operand(cx, c)
+    a_data, lda, trans_a, scratch_a = blas_operand(cx, a)
+    c_data, ldb, trans_b, scratch_c = blas_operand(cx, c)
     if c.rank == 1:    # (1, k) read transposed
         trans_b = b.not_(trans_b)
     m = a.shape[0] if a.rank == 2 else ONE

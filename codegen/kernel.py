@@ -27,7 +27,7 @@ from llvmlite import ir
 from sxad.ir import BOOL, F32, F64, I64, ArrayType, Block, Func, Op, Prim, Type, Value, \
     is_array, name_all
 
-from . import arrays
+from . import arrays, updates
 from .arrays import ArrayVal
 from .faults import INFO_SLOTS, Fault
 from .folding import FoldingBuilder
@@ -154,7 +154,10 @@ class _KernelBuilder:
         params = self.unpack_params(func)
         self.params = params
         self.tape = _Tape(self) if has_tape(func) else None
-        self.store_results(func, self.block(func.body, params))
+        #: products that update an argument (``codegen.updates``), run at the write-back
+        self.updates = updates.find_updates(func) if self.with_arrays and \
+            writes_in_place(func) else {}
+        self.store_results(func, self.block(func.body, params, top=True))
         self.leave(Fault.NONE)
         self.finish_exit()
 
@@ -172,20 +175,29 @@ class _KernelBuilder:
             values.append(self.b.icmp_unsigned("!=", arg, zero) if param.type is BOOL else arg)
         return values
 
-    def store_results(self, func: Func, results: list[ir.Value | ArrayVal]) -> None:
+    def store_results(self, func: Func, results: list[ir.Value | ArrayVal | None]) -> None:
         """Each result through its out-pointer; array buffers (all owned and contiguous: the
         body's yields are moved or copied) pass to the caller. The final value of an argument
         the function updates in place (``Func.mutated``) is written into the argument's own
-        buffer instead (its out-pointer is left alone)."""
+        buffer instead (its out-pointer is left alone): all shapes are checked, then the
+        updates run (``codegen.updates``), then the other values are copied, so that a fault
+        leaves every argument as it was."""
         outs = self.fn.args[len(func.params):len(func.params) + len(func.results)]
         in_place = dict(zip(range(len(func.results) - len(func.mutated), len(func.results)),
                             func.mutated)) if writes_in_place(func) else {}
+        copied = [(self.params[in_place[k]], results[k]) for k in in_place
+                  if func.results[k] not in self.updates]
+        for target, value in copied:
+            arrays.check_same_shape(self, target, value)
+        if self.updates:
+            updates.lower_updates(self, list(self.updates.values()), [t for t, _ in copied])
+        for target, value in copied:
+            arrays.copy_into(self, target, value)
+            arrays.release(self, value)
         for k, (value, ir_value, out) in enumerate(zip(func.results, results, outs)):
             out.name = "out." + self.names[value]
             out.add_attribute("noalias")
             if k in in_place:
-                arrays.write_into(self, self.params[in_place[k]], ir_value)
-                arrays.release(self, ir_value)
                 continue
             if isinstance(ir_value, ArrayVal):
                 arrays.store_descriptor(self.b, out, ir_value)
@@ -246,19 +258,25 @@ class _KernelBuilder:
     # -- blocks and ops
 
     def block(self, block: Block, args: Sequence[ir.Value | ArrayVal],
-              owned_params: tuple[Value, ...] = ()) -> list[ir.Value | ArrayVal]:
-        """Lower ``block``; its yields, arrays moved or copied so that the receiver owns them."""
+              owned_params: tuple[Value, ...] = (), top: bool = False
+              ) -> list[ir.Value | ArrayVal | None]:
+        """Lower ``block``; its yields, arrays moved or copied so that the receiver owns them.
+        In the function's body (``top``), the ops of ``self.updates`` are left for
+        ``store_results`` (their yields are None here)."""
         for param, arg in zip(block.params, args):
             self.values[param] = arg
         groups = find_groups(block) if self.with_arrays else Groups()
+        if top and self.updates:
+            self.updates = updates.unfused(groups, self.updates)
+        deferred = frozenset(updates.deferred_ops(self.updates)) if top else frozenset()
         outer_products = self.transposed_products
         self.transposed_products = arrays.transposed_products(block) if self.with_arrays \
             else set()
-        buffers = plan(block, owned_params, groups) if self.with_arrays else Plan()
+        buffers = plan(block, owned_params, groups, deferred) if self.with_arrays else Plan()
         self.free(buffers, -1)
         for i, op in enumerate(block.ops):
-            if op in groups.root_of:
-                continue   # computed inside its group's loop
+            if op in groups.root_of or op in deferred:
+                continue   # computed inside its group's loop, or at the write-back
             self.moves = {pos for at, pos in buffers.moves if at == i}
             if op in groups.members:
                 self.values[op.result] = arrays.lower_group(self, groups.members[op])
@@ -268,7 +286,8 @@ class _KernelBuilder:
             for value, ir_value in zip(op.results, results):
                 self.values[value] = ir_value
             self.free(buffers, i)
-        yields = [self.escaping(self.values[v], pos in buffers.moved_yields)
+        yields = [None if top and v in self.updates else
+                  self.escaping(self.values[v], pos in buffers.moved_yields)
                   for pos, v in enumerate(block.yields)]
         self.free(buffers, len(block.ops))
         self.transposed_products = outer_products

@@ -61,9 +61,11 @@ def loop_inits(op: Op) -> range:
 
 
 def plan(block: Block, owned_params: tuple[Value, ...] = (),
-         groups: Groups | None = None) -> Plan:
+         groups: Groups | None = None, deferred: frozenset[Op] = frozenset()) -> Plan:
     """The ownership plan of ``block`` whose parameters ``owned_params`` it owns. Ops fused
-    into a group's loop (``groups``) make no array, and read their inputs at the group's root."""
+    into a group's loop (``groups``) make no array, and read their inputs at the group's root.
+    ``deferred`` ops (``codegen.updates``) run after the block: they own nothing, and what
+    they read is never freed here (the call's heap frees it when the kernel returns)."""
     owned: dict[Value, int] = {p: -1 for p in owned_params if is_array(p.type)}
     root: dict[Value, Value] = {}
     index = {op: i for i, op in enumerate(block.ops)}
@@ -74,7 +76,7 @@ def plan(block: Block, owned_params: tuple[Value, ...] = (),
             v = root[v]
         return v
     for i, op in enumerate(block.ops):
-        if op in fused:
+        if op in fused or op in deferred:
             continue
         for r in op.results:
             if not is_array(r.type):
@@ -88,7 +90,7 @@ def plan(block: Block, owned_params: tuple[Value, ...] = (),
     for i, op in enumerate(block.ops):
         roots = [root_of(v) for v in uses_at(op) if is_array(v.type)]
         roots_at.append(roots)
-        at = index[fused[op]] if op in fused else i
+        at = index[fused[op]] if op in fused else len(block.ops) + 1 if op in deferred else i
         for r in roots:
             last[r] = max(last.get(r, -1), at)
     end = len(block.ops)
