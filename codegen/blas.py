@@ -11,9 +11,9 @@ register-blocked kernel ``sxad.rt.gemm.<t>`` (Goto/BLIS style: an MR×NR tile of
 vector registers, A and B packed into zero-padded panels with vector loads and in-register
 transposes; a C narrow enough is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ, which pads fewer columns into
 tiles), which runs on the thread pool (``codegen.threads``) from ``PARALLEL_WORK`` (2²¹) on:
-one part per thread, along C's columns when n ≥ m, else its rows, each part packing its own
-panels. Smaller products call OpenBLAS, whose small-matrix path costs ~0.05 µs at 4×4×4 and
-which runs them on one thread (OpenBLAS splits a product between its threads only from m·n·k
+one part per thread, along C's columns or its rows (whichever leaves the busiest thread
+less work, packing included), each part packing its own panels. Smaller products call
+OpenBLAS, whose small-matrix path costs ~0.05 µs at 4×4×4 and which runs them on one thread (OpenBLAS splits a product between its threads only from m·n·k
 > 2¹⁹ on). That bound matters: OpenBLAS's threads spin for a while after a product, on the
 core the pool's worker needs; a kernel calling both made the MNIST step bimodal (2.5 ms or
 5 ms, median 4.2). Without OpenBLAS (another numpy build) or with ``SXAD_BLAS=0`` every
@@ -425,10 +425,10 @@ def _gemm_arguments(fty: ir.Type) -> list[tuple[str, ir.Type]]:
 
 def emit_gemm_library(module: ir.Module, dtype: Type) -> None:
     """``kernel_symbol(dtype)`` into ``module``: products of at least ``PARALLEL_WORK``
-    multiply-adds split into one part per thread (``codegen.threads``), along C's columns when
-    n ≥ m (each part packs its own columns of op(B) and all of op(A)), else along its rows
-    (each packs its rows of op(A) and all of op(B)): the operand packed twice is the smaller
-    one. Parts are whole NR-column (MR-row) blocks, so two threads share no tile of C."""
+    multiply-adds split into one part per thread (``codegen.threads``), along C's columns
+    (each part packs its own columns of op(B) and all of op(A)) or along its rows (its rows of
+    op(A) and all of op(B)), whichever leaves the busiest thread less (``_split_by_columns``).
+    Parts are whole NR-column (MR-row) blocks, so two threads share no tile of C."""
     from . import threads
     fty = LL_FLOAT[dtype]
     serial = gemm_function(module, dtype)
@@ -468,7 +468,7 @@ def emit_gemm_library(module: ir.Module, dtype: Type) -> None:
     with b.if_then(b.icmp_signed("<", team, _i(2))):
         b.call(serial, list(fn.args))
         b.ret_void()
-    by_cols = b.icmp_signed(">=", n, m)
+    by_cols = _split_by_columns(b, m, n, k, team, mr, nr)
     blocks = b.select(by_cols, b.sdiv(b.add(n, _i(nr - 1)), _i(nr)),
                       b.sdiv(b.add(m, _i(mr - 1)), _i(mr)))
     slot = b.alloca(record)
@@ -477,6 +477,25 @@ def emit_gemm_library(module: ir.Module, dtype: Type) -> None:
     # one part per thread: grain = blocks / threads makes parallel_for cut `team` parts
     threads.emit_parallel_for(_Cx(module, b), part, slot, blocks, b.sdiv(blocks, team))
     b.ret_void()
+
+
+#: What packing one element costs, in multiply-adds of the micro-kernel (~0.25 cycles against
+#: 32 multiply-adds a cycle).
+PACK_COST = 8
+
+
+def _split_by_columns(b: ir.IRBuilder, m: ir.Value, n: ir.Value, k: ir.Value, team: ir.Value,
+                      mr: int, nr: int) -> ir.Value:
+    """Whether to split C's columns between the threads (each packs all of op(A)) rather than
+    its rows (each packs all of op(B)): the split whose busiest thread does less, counting
+    its multiply-adds (whole tiles: 25 column blocks make parts of 13 and 12) and packing.
+    512×784×256 splits by rows (64 row blocks, 32 each): 5% less than by columns."""
+    def busiest(along: ir.Value, width: int, across: ir.Value) -> ir.Value:
+        part = b.mul(b.sdiv(b.add(b.sdiv(b.add(along, _i(width - 1)), _i(width)),
+                                  b.sub(team, _i(1))), team), _i(width))
+        packed = b.add(b.mul(across, k), b.mul(part, k))
+        return b.add(b.mul(b.mul(part, across), k), b.mul(packed, _i(PACK_COST)))
+    return b.icmp_signed("<=", busiest(n, nr, m), busiest(m, mr, n))
 
 
 class _Cx:
@@ -526,6 +545,7 @@ class _GemmEmitter:
         fma = _fma(self.module, vty)
         zero = ir.Constant(vty, None)
         vectors = nr // w
+        self.prefetch_tile(b, c, rs, cs, kb)
         entry = b.block
         body = fn.append_basic_block("k.body")
         done = fn.append_basic_block("k.end")
@@ -560,6 +580,20 @@ class _GemmEmitter:
         self.store_tile(fn, b, final, buffer, c, rs, cs, alpha, beta, rows, cols)
         return fn
 
+    def prefetch_tile(self, b: ir.IRBuilder, c: ir.Value, rs: ir.Value, cs: ir.Value,
+                      kb: ir.Value) -> None:
+        """Ask for the C tile's cache lines (for writing) before a long k loop: they are read
+        or written only after it (1024³: 4% faster; a 10-long loop slower)."""
+        prefetch = _declare(self.module, "llvm.prefetch.p0", ir.VoidType(),
+                            [PTR, INT32, INT32, INT32])
+        line = 64 // self.size
+        with b.if_then(b.and_(b.icmp_signed("==", cs, _i(1)), b.icmp_signed(">=", kb, _i(64)))):
+            for i in range(self.mr):
+                row = _element(b, self.fty, c, b.mul(_i(i), rs))
+                for at in range(0, self.nr, line):
+                    b.call(prefetch, [_element(b, self.fty, row, _i(at)), _i32(1), _i32(3),
+                                      _i32(1)])
+
     def splat(self, b: ir.IRBuilder, value: ir.Value) -> ir.Value:
         vector = b.insert_element(ir.Constant(self.vty, ir.Undefined), value, ir.Constant(INT32, 0))
         mask = ir.Constant(ir.VectorType(INT32, self.w), [0] * self.w)
@@ -577,15 +611,11 @@ class _GemmEmitter:
         whole = b.and_(b.and_(b.icmp_signed("==", rows, _i(mr)), b.icmp_signed("==", cols, _i(nr))),
                        b.icmp_signed("==", cs, _i(1)))
         with b.if_else(whole) as (then, otherwise):
-            with then:
-                for i in range(mr):
-                    row = _element(b, fty, c, b.mul(_i(i), rs))
-                    for v in range(len(acc[i])):
-                        pointer = _element(b, fty, row, _i(v * w))
-                        value = b.fmul(alpha_v, acc[i][v])
-                        old = b.load(pointer, typ=vty, align=self.size)
-                        mixed = b.call(_fma(self.module, vty), [beta_v, old, value])
-                        b.store(b.select(beta_zero, value, mixed), pointer, align=self.size)
+            with then:      # C is not read when beta is 0 (the first k block's tiles)
+                with b.if_else(beta_zero) as (overwrite, accumulate):
+                    for branch, reads in ((overwrite, False), (accumulate, True)):
+                        with branch:
+                            self.store_whole(b, acc, c, rs, alpha_v, beta_v if reads else None)
             with otherwise:
                 for i in range(mr):
                     for v in range(len(acc[i])):
@@ -598,6 +628,20 @@ class _GemmEmitter:
                         pointer = _element(b, fty, c, b.add(b.mul(i, rs), b.mul(j, cs)))
                         _scaled_store(b, fty, pointer, value, beta, beta_zero)
         b.ret_void()
+
+    def store_whole(self, b: ir.IRBuilder, acc: list[list[ir.Value]], c: ir.Value,
+                    rs: ir.Value, alpha_v: ir.Value, beta_v: ir.Value | None) -> None:
+        """C[i, :] = alpha·acc[i] (+ beta·C[i, :] unless ``beta_v`` is None), vector stores."""
+        fty, vty, w = self.fty, self.vty, self.w
+        for i in range(self.mr):
+            row = _element(b, fty, c, b.mul(_i(i), rs))
+            for v in range(len(acc[i])):
+                pointer = _element(b, fty, row, _i(v * w))
+                value = b.fmul(alpha_v, acc[i][v])
+                if beta_v is not None:
+                    old = b.load(pointer, typ=vty, align=self.size)
+                    value = b.call(_fma(self.module, vty), [beta_v, old, value])
+                b.store(value, pointer, align=self.size)
 
     # -- packing: dst[panel][p][e] = op(M)[start + panel·width + e, p0 + p], 0 beyond `count`
 

@@ -265,7 +265,7 @@ def pool_threads():
 @pytest.mark.parametrize("dtype", list(DTYPES), ids=str)
 def test_kernel_on_the_pool_against_numpy(compiled, pool_threads, dtype, count):
     """Every combination of odd sizes, all four transposes, beta 0 and not: products of
-    ``PARALLEL_WORK`` multiply-adds and more are split (by columns when n ≥ m, else rows)."""
+    ``PARALLEL_WORK`` multiply-adds and more are split (by columns or by rows)."""
     function = get(compiled, "gemm", "kernel", dtype)
     pool_threads(count)
     rng = np.random.default_rng(7)
