@@ -506,20 +506,23 @@ def emit_split(module: ir.Module, em: "_GemmEmitter") -> ir.Function:
     return fn
 
 
-def _record_values(b: ir.IRBuilder, record: ir.Type, slot: ir.Value) -> list[ir.Value]:
-    return [b.load(b.gep(slot, [_i32(0), _i32(f)], source_etype=record), typ=t)
-            for f, t in enumerate(record.elements)]
+def _chunk_function(module: ir.Module, em: "_GemmEmitter", suffix: str, record: ir.Type
+                    ) -> tuple[ir.Function, ir.IRBuilder, list[ir.Value]]:
+    """A ``parallel_for`` body over ``emit_split``'s record: (function, builder, [lo, hi,
+    *the record's fields])."""
+    fn, b = _new_function(module, f"{kernel_symbol(em.dtype)}.{suffix}", ir.VoidType(),
+                          [("args", PTR), ("lo", INT64), ("hi", INT64)])
+    slot, lo, hi = fn.args
+    return fn, b, [lo, hi, *(b.load(b.gep(slot, [_i32(0), _i32(f)], source_etype=record), typ=t)
+                             for f, t in enumerate(record.elements))]
 
 
 def _emit_pack_all(module: ir.Module, em: "_GemmEmitter", record: ir.Type) -> ir.Function:
     """Chunks [lo, hi) of the (k block, panel) pairs of the shared operand, packed as the
     driver reads ``packed_a``/``packed_b``: k block ``pc`` at ``pc·whole``, then panels."""
     fty, mr, nr = em.fty, em.mr, em.nr
-    fn, b = _new_function(module, f"{kernel_symbol(em.dtype)}.pack_all", ir.VoidType(),
-                          [("args", PTR), ("lo", INT64), ("hi", INT64)])
-    slot, lo, hi = fn.args
-    ta, tb, m, n, k, _, a, lda, bm, ldb, _, _, _, _, by_cols, shared = \
-        _record_values(b, record, slot)
+    fn, b, values = _chunk_function(module, em, "pack_all", record)
+    lo, hi, ta, tb, m, n, k, _, a, lda, bm, ldb, _, _, _, _, by_cols, shared = values
     width = b.select(by_cols, _i(mr), _i(nr))
     extent = b.select(by_cols, m, n)
     whole = b.select(by_cols, _round_up(b, m, mr), _round_up(b, n, nr))
@@ -542,11 +545,8 @@ def _emit_pack_all(module: ir.Module, em: "_GemmEmitter", record: ir.Type) -> ir
 def _emit_part(module: ir.Module, em: "_GemmEmitter", record: ir.Type) -> ir.Function:
     """Blocks [lo, hi) of C's columns (NR wide) or rows (MR high): the driver on them."""
     fty, mr, nr = em.fty, em.mr, em.nr
-    fn, b = _new_function(module, f"{kernel_symbol(em.dtype)}.part", ir.VoidType(),
-                          [("args", PTR), ("lo", INT64), ("hi", INT64)])
-    slot, lo, hi = fn.args
-    ta, tb, m, n, k, alpha, a, lda, bm, ldb, beta, c, rs, cs, by_cols, shared = \
-        _record_values(b, record, slot)
+    fn, b, values = _chunk_function(module, em, "part", record)
+    lo, hi, ta, tb, m, n, k, alpha, a, lda, bm, ldb, beta, c, rs, cs, by_cols, shared = values
     with b.if_else(by_cols) as (columns, rows):
         with columns:
             j0 = b.mul(lo, _i(nr))
