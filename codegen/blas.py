@@ -463,14 +463,18 @@ def emit_gemm_library(module: ir.Module, dtype: Type) -> None:
 #: each packs its own copy, block by block, while it is in its cache). The MNIST step's
 #: products (≤ 0.8 MB) 3.5% faster shared; 1024² (4 MB) 2% slower.
 SHARED_BYTES = 2 << 20
+#: ... and the fewest elements worth a job of their own (packing 2¹⁶ takes about what a
+#: round trip through the pool does; the 10-class products' shared operand has ~8000).
+SHARED_ELEMENTS = 1 << 16
 
 
 def emit_split(module: ir.Module, em: "_GemmEmitter") -> ir.Function:
     """``void split(strided arguments, i64 team)``: C's columns (or rows) cut into one part per
     thread, whichever leaves the busiest thread less (``_split_by_columns``), in whole tiles so
     that no two threads share one. The operand every part needs whole (op(A) when split by
-    columns, else op(B)) is packed once, by all threads (``pack_all``), then each part packs
-    its own panels of the other and runs the loops on the shared one."""
+    columns, else op(B)) is packed once, by all threads (``pack_all``), when its size is
+    between ``SHARED_ELEMENTS`` and ``SHARED_BYTES``; then each part packs its own panels of
+    the other and runs the loops on the shared one."""
     from . import threads
     fty, mr, nr = em.fty, em.mr, em.nr
     fields = [t for _, t in em.strided_arguments()] + [INT1, PTR]    # + by columns, shared
@@ -486,7 +490,8 @@ def emit_split(module: ir.Module, em: "_GemmEmitter") -> ir.Function:
     size = b.mul(b.mul(whole, k), _i(em.size))
     malloc = _declare(module, "malloc", PTR, [INT64])
     free = _declare(module, "free", ir.VoidType(), [PTR])
-    fits = b.icmp_signed("<=", size, _i(SHARED_BYTES))
+    fits = b.and_(b.icmp_signed("<=", size, _i(SHARED_BYTES)),
+                  b.icmp_signed(">=", b.mul(whole, k), _i(SHARED_ELEMENTS)))
     shared = b.select(fits, b.call(malloc, [b.select(fits, size, _i(1))]), NULL)
     slot = b.alloca(record)
     for f, value in enumerate([*args, by_cols, shared]):
