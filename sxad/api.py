@@ -82,6 +82,21 @@ def _type_of(fn: Callable, name: str, value: Any) -> Any:
     return t
 
 
+def _fingerprint(args: Sequence[Any]) -> tuple:
+    """What ``_type_of`` reads of each argument, cheap to hash: an array's dtype and rank, a
+    tuple's items, a scalar's class (its value matters only to the int64 range check)."""
+    return tuple([(a.dtype, a.ndim) if type(a) is np.ndarray else _fingerprint_of(a)
+                  for a in args])
+
+
+def _fingerprint_of(value: Any) -> Any:
+    if isinstance(value, np.ndarray):      # a subclass
+        return type(value), value.dtype, value.ndim
+    if isinstance(value, tuple):
+        return type(value), _fingerprint(value)
+    return type(value)
+
+
 class _Item:
     """The name of a tuple argument's item, ``ps[0]``, formatted when an error names it."""
 
@@ -442,14 +457,11 @@ class _Compiled:
     writes_in_place: bool = False
     reason: str = ""                   # why the native backend did not serve it
 
-    def convert(self, types: Sequence[Any], args: Sequence[Any]) -> list[Any]:
-        """The program's arguments: tuples flattened, scalars as this backend takes them."""
-        types = types if isinstance(types, tuple) else tuple(types)
-        plan = _CONVERSIONS.get((types, self.backend))
-        if plan is None:
-            scalars = _NATIVE_SCALARS if self.backend == "native" else _PYTHON_SCALARS
-            plan = _CONVERSIONS[(types, self.backend)] = tuple(
-                (path, None if is_array(t) else scalars[t]) for path, t in _paths(types))
+    def convert(self, types: Sequence[Any], args: Sequence[Any],
+                plan: tuple | None = None) -> list[Any]:
+        """The program's arguments: tuples flattened, scalars as this backend takes them
+        (``plan``: ``self.plan(types)``, if the caller has it)."""
+        plan = plan or self.plan(types)
         out = []
         for path, make in plan:
             value = args[path[0]]
@@ -457,6 +469,17 @@ class _Compiled:
                 value = value[k]
             out.append(value if make is None else make(value))
         return out
+
+
+    def plan(self, types: Sequence[Any]) -> tuple:
+        """Each program argument's path into the arguments and its conversion."""
+        types = types if isinstance(types, tuple) else tuple(types)
+        plan = _CONVERSIONS.get((types, self.backend))
+        if plan is None:
+            scalars = _NATIVE_SCALARS if self.backend == "native" else _PYTHON_SCALARS
+            plan = _CONVERSIONS[(types, self.backend)] = tuple(
+                (path, None if is_array(t) else scalars[t]) for path, t in _paths(types))
+        return plan
 
 
 #: (argument types, backend) -> each program argument's path into the arguments (tuples
@@ -600,11 +623,13 @@ def _shape_error(fn: Callable, names: Sequence[str], args: Sequence[Any],
 
 
 def _execute(fn: Callable, key: _Key, names: Sequence[str], args: Sequence[Any],
-             extra: Sequence[Any] = (), compiled: _Compiled | None = None) -> tuple:
+             extra: Sequence[Any] = (), compiled: _Compiled | None = None,
+             program: Func | None = None, plan: tuple | None = None) -> tuple:
     """Run ``key``'s program on ``args`` (then ``extra``: tangents, cotangents); the returned
-    results, after the updated arguments were written back into their arrays."""
-    compiled, program = compiled or _compiled(key), _program(key)
-    values = compiled.convert(key.types, args)
+    results, after the updated arguments were written back into their arrays. ``compiled``,
+    ``program``, ``plan``: ``key``'s, when the caller has them at hand."""
+    compiled, program = compiled or _compiled(key), program or _program(key)
+    values = compiled.convert(key.types, args, plan)
     try:
         out = compiled.run(*values, *extra)
         declined = out is NotImplemented   # arguments the native entry does not take (a layout…)
@@ -695,6 +720,8 @@ class _Transformed:
         self.version: _Version | None = None
         self.kernels: dict[tuple[Type, ...], Callable] = {}   # of ``version``
         self.installed: dict[_Key, Callable] = {}             # bound builtins of ``version``
+        #: argument types by ``_fingerprint``: each type is computed once per kind of argument
+        self.types_seen: dict[tuple, tuple[Any, ...]] = {}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._dispatch(*args, **kwargs)
@@ -751,7 +778,11 @@ class _Transformed:
 
     def _signature(self, args: tuple) -> tuple[tuple[Type, ...], tuple]:
         """The arguments' types, and the arguments checked (ints fit int64)."""
-        types = tuple(_type_of(self.fn, n, a) for n, a in zip(self.names, args))
+        fingerprint = _fingerprint(args)
+        types = self.types_seen.get(fingerprint)
+        if types is None:
+            types = tuple(_type_of(self.fn, n, a) for n, a in zip(self.names, args))
+            self.types_seen[fingerprint] = types
         self.last_types = types
         if _has_ints(types):
             for t, a, name in _flat(types, args, self.names):
@@ -780,8 +811,10 @@ class _Transformed:
     def _runner(self, key: _Key) -> Callable[..., tuple]:
         """``_run`` of ``key``, its compiled program looked up once (the kernels of a
         signature are dropped with ``self.kernels`` when the function changes)."""
-        compiled, fn, names = _compiled(key), self.fn, self.names
-        return lambda args, extra=(): _execute(fn, key, names, args, extra, compiled)
+        compiled, program, fn, names = _compiled(key), _program(key), self.fn, self.names
+        plan = compiled.plan(key.types)
+        return lambda args, extra=(): _execute(fn, key, names, args, extra, compiled, program,
+                                               plan)
 
     def _key(self, types: tuple[Type, ...], kind: str, version: _Version,
              wrt: tuple[int, ...] | None = None) -> _Key:

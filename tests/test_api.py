@@ -168,3 +168,28 @@ def _first_of(ps):
 def test_an_unsupported_item_of_a_tuple_argument_is_named():
     with pytest.raises(TypeError, match=r"argument `ps\[1\]\[0\]` of _first_of: arrays of float16"):
         sxad.jit(_first_of)((np.ones(2), (np.ones(2, np.float16),)))
+
+
+def _sum_plus_first(a, t):
+    return np.sum(a) + t[0]
+
+
+def test_argument_types_are_recomputed_for_each_kind_of_argument(tmp_path):
+    """``_Transformed._signature`` caches types by what they depend on (``_fingerprint``):
+    an array's dtype and rank, a tuple's items, a scalar's class; ndarray and tuple
+    subclasses (memmap, namedtuple) by their class too."""
+    import collections
+    g = sxad.jit(_sum_plus_first)
+    assert g(np.ones(3), (1.0, 2)) == 4.0
+    assert g(np.ones((2, 2), np.float32), (np.float32(1.0), 2)) == 5.0
+    pair = collections.namedtuple("pair", "x y")
+    assert g(np.ones(3), pair(1.0, 2)) == 4.0
+    small = np.memmap(tmp_path / "a", dtype=np.float32, mode="w+", shape=(3,))
+    wide = np.memmap(tmp_path / "b", dtype=np.float64, mode="w+", shape=(2, 2))
+    small[:], wide[:] = 1, 2
+    assert g(small, (1.0, 2)) == 4.0 and g(wide, (1.0, 2)) == 9.0
+    assert g.last_types[0] == sxad.ir.ArrayType(sxad.ir.F64, 2)
+    with pytest.raises(TypeError, match="arrays of object"):
+        g(np.ones(3, dtype=object), (1.0, 2))
+    with pytest.raises(OverflowError, match=r"`t\[1\]`"):
+        g(np.ones(3), (1.0, 2 ** 70))     # the int64 check runs on every call
