@@ -231,9 +231,11 @@ def size_table(label: str, quick: bool, rate: tuple[float, str]) -> list[tuple[s
             ratio = f"{ms / base:.2f}× numpy" if base else ""
             out.append((f"{label}: {name}", f"{ms:.3f} ms", ratio))
     bound = matmul_flops(sizes, batch) / (gflops * 1e9) * 1e3
+    ours = rows[0][1]
+    against = f"; sxad's step {ours / bound:.2f}× it" if ours else ""
     out.append((f"{label}: sgemm bound", f"{bound:.3f} ms",
                 f"{matmul_flops(sizes, batch) / 1e6:.0f} MFLOP at {gflops:.0f} GFLOP/s "
-                f"({source}, 1024²)"))
+                f"({source}, 1024²){against}"))
     return out
 
 
