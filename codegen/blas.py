@@ -12,9 +12,10 @@ vector registers, A and B packed into zero-padded panels with vector loads and i
 transposes; a C narrow enough is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ, which pads fewer columns into
 tiles), which runs on the thread pool (``codegen.threads``) from ``PARALLEL_WORK`` (2²⁰) on:
 one part per thread, along C's columns or its rows (whichever leaves the busiest thread
-less work, packing included), each part packing its own panels. Smaller products call
-OpenBLAS, whose small-matrix path costs ~0.05 µs at 4×4×4 and which runs them on one thread (OpenBLAS splits a product between its threads only from m·n·k
-> 2¹⁹ on). That bound matters: OpenBLAS's threads spin for a while after a product, on the
+less work, packing included), the operand all parts need whole packed once by all threads.
+Smaller products call OpenBLAS, whose small-matrix path costs ~0.05 µs at 4×4×4 and which
+runs them on one thread (OpenBLAS splits a product between its threads only from m·n·k ≥
+2¹⁹ on). That bound matters: OpenBLAS's threads spin for a while after a product, on the
 core the pool's worker needs; a kernel calling both made the MNIST step bimodal (2.5 ms or
 5 ms, median 4.2). Without OpenBLAS (another numpy build) or with ``SXAD_BLAS=0`` every
 product goes to the kernel. gemv: OpenBLAS, else a vectorizable loop emitted into the module
