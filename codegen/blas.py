@@ -929,11 +929,10 @@ class _GemmEmitter:
             b.call(self.naive, plain)
             b.ret_void()
         kc = _min(b, k, _i(KC))
-        round_up = lambda x, to: b.mul(b.sdiv(b.add(x, _i(to - 1)), _i(to)), _i(to))
-        a_count = b.mul(round_up(_min(b, m, _i(self.mc)), mr), kc)
+        a_count = b.mul(_round_up(b, _min(b, m, _i(self.mc)), mr), kc)
         # the packed A panels, then room for one tile (the micro-kernel's edge buffer)
         a_bytes = b.mul(b.add(a_count, _i(mr * nr)), _i(self.size))
-        b_bytes = b.mul(b.mul(round_up(_min(b, n, _i(self.nc)), nr), kc), _i(self.size))
+        b_bytes = b.mul(b.mul(_round_up(b, _min(b, n, _i(self.nc)), nr), kc), _i(self.size))
         a_pack = b.call(malloc, [a_bytes])
         b_pack = b.call(malloc, [b_bytes])
         missing = b.or_(b.icmp_unsigned("==", a_pack, ir.Constant(PTR, None)),
@@ -947,7 +946,7 @@ class _GemmEmitter:
         not_tb = b.not_(tb)
         null = ir.Constant(PTR, None)
         own_a, own_b = (b.icmp_unsigned("==", x, null) for x in (packed_a, packed_b))
-        m_all, n_all = round_up(m, mr), round_up(n, nr)
+        m_all, n_all = _round_up(b, m, mr), _round_up(b, n, nr)
         with _loop(b, _i(0), n, step=self.nc, name="jc") as jc:
             nb = _min(b, b.sub(n, jc), _i(self.nc))
             with _loop(b, _i(0), k, step=KC, name="pc") as pc:
