@@ -313,6 +313,12 @@ class Outcome:
     kind: str           # "value" or "raised"
     value: Any          # the result, or the exception
     args: tuple         # the arguments after the call (updated in place or not)
+    #: numpy cast complex values to real on the way (Python's ``(-1) ** 0.5`` is complex, and
+    #: ``float()`` of a complex numpy sum keeps its real part, with a ComplexWarning)
+    complex: bool = False
+
+
+_COMPLEX_WARNING = getattr(np, "exceptions", np).ComplexWarning
 
 
 def numpy_run(fn: Callable, args: tuple) -> Outcome:
@@ -320,10 +326,12 @@ def numpy_run(fn: Callable, args: tuple) -> Outcome:
     by the driver) stops a run longer than ``PYTHON_SECONDS``."""
     signal.setitimer(signal.ITIMER_REAL, PYTHON_SECONDS)
     try:
-        with np.errstate(all="ignore"), warnings.catch_warnings(), \
+        with np.errstate(all="ignore"), warnings.catch_warnings(record=True) as caught, \
                 contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            return Outcome("value", fn(*args), args)
+            warnings.simplefilter("always")
+            value = fn(*args)
+        went_complex = any(issubclass(w.category, _COMPLEX_WARNING) for w in caught)
+        return Outcome("value", value, args, went_complex)
     except Exception as err:   # noqa: BLE001 — numpy failing is an outcome like any other
         return Outcome("raised", err, args)
     finally:
@@ -533,6 +541,8 @@ class Case:
         wrong = compare(got, expected.value, near)
         if wrong:
             tolerated = _tolerated(source, args, got, expected.value, near)
+            if tolerated is None and expected.complex:
+                tolerated = TOLERATED["complex"]
             if tolerated is None and _kind(wrong, args, got, source) == TOLERATED["strong scalar"]:
                 tolerated = TOLERATED["strong scalar"]
             if tolerated:
@@ -578,7 +588,7 @@ class Case:
                         for sign in (1, -1)]
                 beside = [n.value if n.kind == "value" else None for n in near]
                 args = spec.build(self.program.pair)
-                if compare(got, outcome.value, beside) is None or _tolerated(
+                if compare(got, outcome.value, beside) is None or outcome.complex or _tolerated(
                         self.program.source, args, got, outcome.value, beside):
                     return True
             elif _faulting_line(outcome.value) not in (None, line) and \
@@ -680,7 +690,8 @@ def _tolerated(source: str, args: tuple, got: Any, expected: Any, near: list) ->
     Python's scalar ``(-1) ** 0.5`` is complex, sxad's (numpy semantics, no complex) nan."""
     if any(np.iscomplexobj(leaf) for leaf in _leaves(expected)):
         return TOLERATED["complex"]
-    if any(isinstance(a, np.ndarray) and a.dtype == np.bool_ for a in _leaves(args)):
+    if any(isinstance(a, np.ndarray) and a.dtype == np.bool_ or isinstance(a, (bool, np.bool_))
+           for a in _leaves(args)):   # np.tanh(True) is a float16 too
         def half(v: Any) -> Any:   # numpy's float16 intermediates, widened later
             kind = dtype_of(v)
             return np.asarray(v).astype(np.float16) if kind is not None and kind.kind == "f" \
