@@ -24,7 +24,7 @@ import llvmlite.binding as llvm  # noqa: E402
 import numpy as np  # noqa: E402
 from llvmlite import ir  # noqa: E402
 
-from codegen import blas, compiler, runtime, vmath  # noqa: E402
+from codegen import blas, compiler, gemm, runtime, vmath  # noqa: E402
 from codegen.kernel import declare  # noqa: E402
 from sxad.ir import F32, F64, Prim  # noqa: E402
 
@@ -143,7 +143,7 @@ def bench_gemm() -> None:
                                  ctypes.c_int64)
     rng = np.random.default_rng(0)
     print(f"\n## gemm GFLOP/s (OpenBLAS threads: {blas.threads()}; fallback: 1 thread, "
-          f"{blas.tile(F64)[2] * 64}-bit vectors)\n")
+          f"{gemm.tile(F64)[2] * 64}-bit vectors)\n")
     print("| dtype | m×n×k | " + " | ".join(kinds) + " | numpy matmul |")
     print("|---|---|" + "---|" * (len(kinds) + 1))
     for dtype, np_type in NUMPY.items():

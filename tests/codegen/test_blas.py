@@ -13,6 +13,7 @@ import pytest
 from llvmlite import ir
 
 from codegen import blas, compiler, helpers, runtime, threads
+from codegen import gemm as kernel
 from codegen.kernel import declare
 from sxad.ir import F32, F64
 
@@ -176,7 +177,7 @@ def test_gemm_large_blocks(compiled):
     """Sizes past the kernel's KC and MC blocks (several packed panels, beta applied once)."""
     function = get(compiled, "gemm", "kernel", F32)
     rng = np.random.default_rng(5)
-    m, n, k = blas.MC + 37, 300, blas.KC * 2 + 11
+    m, n, k = kernel.MC + 37, 300, kernel.KC * 2 + 11
     a, b = strided(rng, m, k, F32, 0), strided(rng, k, n, F32, 0)
     c = strided(rng, m, n, F32, 0)
     before = c.copy()
@@ -234,7 +235,7 @@ def test_kernel_is_vectorized():
     registers."""
     llmod = compiler.parse(helpers.module_text(blas.kernel_symbol(F64)))
     compiler.optimize(llmod, helpers.LEVEL)
-    width = blas.tile(F64)[2]
+    width = kernel.tile(F64)[2]
     body = re.search(r"define [^@]*@\"?sxad\.gemm\.f64\.strided\"?\(.*?\n}\n", str(llmod),
                      re.S).group(0)
     assert f"<{width} x double>" in body and f"llvm.fma.v{width}f64" in body
@@ -316,12 +317,12 @@ def test_large_products_leave_openblas(compiled, pool_threads):
 def test_kernel_for_narrower_vectors(monkeypatch, dtype):
     """The kernel as emitted for a 256-bit (AVX2) host: 6-row tiles, whose A panels are packed
     two rows at a time, 16 (f32) or 8 (f64) columns. It runs here too (AVX-512 has AVX2)."""
-    monkeypatch.setattr(blas, "vector_bits", lambda: 256)
-    assert blas.tile(dtype)[0] == 6
+    monkeypatch.setattr(kernel, "vector_bits", lambda: 256)
+    assert kernel.tile(dtype)[0] == 6
     module = ir.Module(name=f"narrow_{dtype}")
     module.triple = llvm.get_process_triple()
     module.data_layout = str(runtime.shared_target_machine().target_data)
-    blas.gemm_function(module, dtype).linkage = "external"
+    kernel.gemm_function(module, dtype).linkage = "external"
     llmod = compiler.parse(str(module))
     compiler.optimize(llmod)
     engine = llvm.create_mcjit_compiler(llmod, runtime.target_machine())
