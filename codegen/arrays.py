@@ -880,15 +880,9 @@ def _common_ones(operands: Sequence[ArrayVal | ir.Value], rank: int) -> frozense
         k - (rank - x.rank) in x.ones for x in arrays if k - (rank - x.rank) >= 0))
 
 
-def write_into(cx: Context, target: ArrayVal, value: ArrayVal) -> None:
-    """Copy ``value`` into ``target``'s buffer (an argument updated in place); their shapes
-    must be equal (else ``Fault.SHAPE``). ``value`` is a fresh buffer, so they never overlap."""
-    check_same_shape(cx, target, value)
-    copy_into(cx, target, value)
-
-
 def check_same_shape(cx: Context, target: ArrayVal, value: ArrayVal) -> None:
-    """``Fault.SHAPE`` unless ``value`` has ``target``'s shape (``write_into``'s check)."""
+    """``Fault.SHAPE`` unless ``value`` has ``target``'s shape: an argument's final value is
+    copied into it (``copy_into``) only after every such check passed."""
     b = cx.b
     bad: ir.Value = ir.Constant(INT1, 0)
     for n, m in zip(target.shape, value.shape):
@@ -897,7 +891,8 @@ def check_same_shape(cx: Context, target: ArrayVal, value: ArrayVal) -> None:
 
 
 def copy_into(cx: Context, target: ArrayVal, value: ArrayVal) -> None:
-    """``write_into`` after its check."""
+    """Copy ``value`` into ``target``'s buffer (an argument updated in place; shapes checked by
+    ``check_same_shape``). ``value`` is a fresh buffer, so they never overlap."""
     copy_elements(cx, target.shape, value, value.strides, target.data, target.strides)
 
 

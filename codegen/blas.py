@@ -54,7 +54,7 @@ from sxad.ir import F32, F64, Type
 # the IR helpers and the one-thread kernel this module's library functions build on
 from .gemm import (INT1, INT32, INT64, KC, LL_FLOAT, NULL, PTR, GemmEmitter, _declare,
                    _element, _fma, _i, _i32, _loop, _max, _min, _new_function, _round_up,
-                   _scaled_store, emitter)
+                   _scaled_store, _sum_loop, emitter)
 
 LETTER: dict[Type, str] = {F64: "d", F32: "s"}
 
@@ -506,24 +506,12 @@ def gemv_function(module: ir.Module, dtype: Type) -> ir.Function:
         with otherwise:     # y[i] = beta·y[i] + alpha·(A[i, :] · x)
             with _loop(b, _i(0), m, name="i") as i:
                 row = _element(b, fty, a, b.mul(i, lda))
-                before = b.block
-                body = fn.append_basic_block("dot.body")
-                done = fn.append_basic_block("dot.end")
-                b.cbranch(b.icmp_signed(">", n, _i(0)), body, done)
-                b.position_at_end(body)
-                j, total = b.phi(INT64), b.phi(fty)
-                aij = b.load(_element(b, fty, row, j), typ=fty)
-                xj = b.load(_element(b, fty, x, b.mul(j, incx)), typ=fty)
-                following = b.fadd(total, b.fmul(aij, xj, flags=flags), flags=flags)
-                j_next = b.add(j, _i(1))
-                for phi, start, step in ((j, _i(0), j_next), (total, zero, following)):
-                    phi.add_incoming(start, before)
-                    phi.add_incoming(step, body)
-                b.cbranch(b.icmp_signed("<", j_next, n), body, done)
-                b.position_at_end(done)
-                result = b.phi(fty)
-                result.add_incoming(zero, before)
-                result.add_incoming(following, body)
+
+                def term(j: ir.Value, total: ir.Value) -> ir.Value:
+                    aij = b.load(_element(b, fty, row, j), typ=fty)
+                    xj = b.load(_element(b, fty, x, b.mul(j, incx)), typ=fty)
+                    return b.fadd(total, b.fmul(aij, xj, flags=flags), flags=flags)
+                result = _sum_loop(b, fty, n, term)
                 pointer = _element(b, fty, y, b.mul(i, incy))
                 _scaled_store(b, fty, pointer, b.fmul(alpha, result), beta, beta_zero)
     b.ret_void()

@@ -12,7 +12,7 @@ is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ (``GemmEmitter.turned``). Measurements:
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import llvmlite.binding as llvm
 from llvmlite import ir
@@ -103,6 +103,29 @@ def _scaled_store(b: ir.IRBuilder, fty: ir.Type, pointer: ir.Value, value: ir.Va
     in an uninitialised output must not leak in)."""
     old = b.load(pointer, typ=fty)
     b.store(b.select(beta_zero, value, b.call(_fma(b.module, fty), [beta, old, value])), pointer)
+
+
+def _sum_loop(b: ir.IRBuilder, fty: ir.Type, count: ir.Value,
+              term: Callable[[ir.Value, ir.Value], ir.Value]) -> ir.Value:
+    """Σ over p < ``count`` as one loop carrying the sum in a register: ``term(p, total)``
+    gives the next total (0 when ``count`` ≤ 0)."""
+    fn, before = b.function, b.block
+    body, done = fn.append_basic_block("sum.body"), fn.append_basic_block("sum.end")
+    zero = ir.Constant(fty, 0.0)
+    b.cbranch(b.icmp_signed(">", count, _i(0)), body, done)
+    b.position_at_end(body)
+    p, total = b.phi(INT64), b.phi(fty)
+    following = term(p, total)
+    p_next, last = b.add(p, _i(1)), b.block
+    for phi, start, step in ((p, _i(0), p_next), (total, zero, following)):
+        phi.add_incoming(start, before)
+        phi.add_incoming(step, last)
+    b.cbranch(b.icmp_signed("<", p_next, count), body, done)
+    b.position_at_end(done)
+    result = b.phi(fty)
+    result.add_incoming(zero, before)
+    result.add_incoming(following, last)
+    return result
 
 
 def _fma(module: ir.Module, ty: ir.Type) -> ir.Function:
@@ -399,38 +422,18 @@ class GemmEmitter:
         fn, b = _new_function(self.module, name, ir.VoidType(), self.strided_arguments())
         ta, tb, m, n, k, alpha, a, lda, bm, ldb, beta, c, rs, cs = fn.args
         beta_zero = b.fcmp_ordered("==", beta, ir.Constant(fty, 0.0))
+        fma = _fma(self.module, fty)
         with _loop(b, _i(0), m, name="i") as i:
             with _loop(b, _i(0), n, name="j") as j:
-                before = b.block
-                total = self.dot(fn, b, k, a, lda, ta, i, bm, ldb, tb, j, before)
+                def term(p: ir.Value, total: ir.Value) -> ir.Value:
+                    x = b.load(_element(b, fty, a, _matrix_index(b, ta, i, p, lda)), typ=fty)
+                    y = b.load(_element(b, fty, bm, _matrix_index(b, tb, p, j, ldb)), typ=fty)
+                    return b.call(fma, [x, y, total])
+                total = _sum_loop(b, fty, k, term)
                 pointer = _element(b, fty, c, b.add(b.mul(i, rs), b.mul(j, cs)))
                 _scaled_store(b, fty, pointer, b.fmul(alpha, total), beta, beta_zero)
         b.ret_void()
         return fn
-
-    def dot(self, fn: ir.Function, b: ir.IRBuilder, k: ir.Value, a: ir.Value, lda: ir.Value,
-            ta: ir.Value, i: ir.Value, bm: ir.Value, ldb: ir.Value, tb: ir.Value,
-            j: ir.Value, before: ir.Block) -> ir.Value:
-        fty = self.fty
-        body = fn.append_basic_block("dot.body")
-        done = fn.append_basic_block("dot.end")
-        zero = ir.Constant(fty, 0.0)
-        b.cbranch(b.icmp_signed(">", k, _i(0)), body, done)
-        b.position_at_end(body)
-        p, total = b.phi(INT64), b.phi(fty)
-        x = b.load(_element(b, fty, a, _matrix_index(b, ta, i, p, lda)), typ=fty)
-        y = b.load(_element(b, fty, bm, _matrix_index(b, tb, p, j, ldb)), typ=fty)
-        following = b.call(_fma(self.module, fty), [x, y, total])
-        p_next = b.add(p, _i(1))
-        for phi, start, step in ((p, _i(0), p_next), (total, zero, following)):
-            phi.add_incoming(start, before)
-            phi.add_incoming(step, body)
-        b.cbranch(b.icmp_signed("<", p_next, k), body, done)
-        b.position_at_end(done)
-        result = b.phi(fty)
-        result.add_incoming(zero, before)
-        result.add_incoming(following, body)
-        return result
 
     # -- the driver
 

@@ -268,7 +268,7 @@ class _KernelBuilder:
         groups = find_groups(block) if self.with_arrays else Groups()
         if top and self.updates:
             self.updates = updates.unfused(groups, self.updates)
-        deferred = frozenset(updates.deferred_ops(self.updates)) if top else frozenset()
+        deferred = updates.deferred_ops(self.updates) if top else frozenset()
         outer_products = self.transposed_products
         self.transposed_products = arrays.transposed_products(block) if self.with_arrays \
             else set()

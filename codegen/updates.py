@@ -31,13 +31,12 @@ from llvmlite import ir
 from sxad.ir import F32, F64, Func, Op, Prim, Value, dtype_of, is_array, rank_of
 
 from . import arrays
-from .arrays import ArrayVal
+from .arrays import ONE, ZERO, ArrayVal
 from .blas import emit_gemm
 from .fusion import Groups
 from .lowering import INT1, INT64, LL_TYPE
 from .regions import free_values
 
-ONE, ZERO = ir.Constant(INT64, 1), ir.Constant(INT64, 0)
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,8 @@ def _match(w: Value, value: Value, producer: dict[Value, Op],
     """(product, scale, update) when ``value`` = W ± [s ·] (A @ B), each intermediate used
     once, all matrices of W's float dtype; else None."""
     update = producer.get(value)
-    if update is None or update.prim not in (Prim.SUB, Prim.ADD) or uses.get(value) != [None]:
+    if update is None or update.prim not in (Prim.SUB, Prim.ADD) or \
+            uses.get(value) != [None] or not is_array(w.type):
         return None
     if update.args[0] is w:
         term = update.args[1]
@@ -104,7 +104,7 @@ def _match(w: Value, value: Value, producer: dict[Value, Op],
         scalars = [a for a in scale.args if not is_array(a.type)]
         matrices = [a for a in scale.args if is_array(a.type)]
         if len(scalars) != 1 or len(matrices) != 1 or uses.get(term) != [update] or \
-                not is_array(w.type) or scalars[0].type is not dtype_of(w.type):
+                scalars[0].type is not dtype_of(w.type):
             return None
         term, user = matrices[0], scale
     else:
@@ -112,7 +112,7 @@ def _match(w: Value, value: Value, producer: dict[Value, Op],
     product = producer.get(term)
     if product is None or product.prim is not Prim.MATMUL or uses.get(term) != [user]:
         return None
-    if not (is_array(w.type) and rank_of(w.type) == 2 and dtype_of(w.type) in (F32, F64) and
+    if not (rank_of(w.type) == 2 and dtype_of(w.type) in (F32, F64) and
             all(rank_of(v.type) == 2 and dtype_of(v.type) is dtype_of(w.type)
                 for v in (*product.args, product.result, update.result))):
         return None
@@ -143,8 +143,8 @@ def unfused(groups: Groups, updates: dict[Value, Update]) -> dict[Value, Update]
     return {v: u for v, u in updates.items() if not fused & set(u.ops)}
 
 
-def deferred_ops(updates: dict[Value, Update]) -> set[Op]:
-    return {op for u in updates.values() for op in u.ops}
+def deferred_ops(updates: dict[Value, Update]) -> frozenset[Op]:
+    return frozenset(op for u in updates.values() for op in u.ops)
 
 
 # --------------------------------------------------------------------------- lowering

@@ -461,7 +461,7 @@ class _Compiled:
                 plan: tuple | None = None) -> list[Any]:
         """The program's arguments: tuples flattened, scalars as this backend takes them
         (``plan``: ``self.plan(types)``, if the caller has it)."""
-        plan = plan or self.plan(types)
+        plan = self.plan(types) if plan is None else plan
         out = []
         for path, make in plan:
             value = args[path[0]]
@@ -469,7 +469,6 @@ class _Compiled:
                 value = value[k]
             out.append(value if make is None else make(value))
         return out
-
 
     def plan(self, types: Sequence[Any]) -> tuple:
         """Each program argument's path into the arguments and its conversion."""
