@@ -359,14 +359,17 @@ def emit_split(module: ir.Module, em: "GemmEmitter") -> ir.Function:
                           em.strided_arguments() + [("team", INT64)])
     *args, team = fn.args
     ta, tb, m, n, k = args[:5]
-    by_cols = _split_by_columns(b, m, n, k, team, mr, nr)
+    narrow = em.narrow(b, n)     # the skinny kernel on each part's rows: nothing shared
+    by_cols = b.and_(b.not_(narrow), _split_by_columns(b, m, n, k, team, mr, nr))
     whole = b.select(by_cols, _round_up(b, m, mr), _round_up(b, n, nr))
     size = b.mul(b.mul(whole, k), _i(em.size))
     malloc = _declare(module, "malloc", PTR, [INT64])
     free = _declare(module, "free", ir.VoidType(), [PTR])
-    fits = b.and_(b.icmp_signed("<=", size, _i(SHARED_BYTES)),
-                  b.icmp_signed(">=", b.mul(whole, k), _i(SHARED_ELEMENTS)))
-    shared = b.select(fits, b.call(malloc, [b.select(fits, size, _i(1))]), NULL)
+    fits = b.and_(b.not_(narrow), b.and_(
+        b.icmp_signed("<=", size, _i(SHARED_BYTES)),
+        b.icmp_signed(">=", b.mul(whole, k), _i(SHARED_ELEMENTS))))
+    allocated = b.call(malloc, [b.select(fits, size, _i(1))])
+    shared = b.select(fits, allocated, NULL)
     slot = b.alloca(record)
     for f, value in enumerate([*args, by_cols, shared]):
         b.store(value, b.gep(slot, [_i32(0), _i32(f)]))
@@ -380,7 +383,7 @@ def emit_split(module: ir.Module, em: "GemmEmitter") -> ir.Function:
                       b.sdiv(b.add(m, _i(mr - 1)), _i(mr)))
     # one part per thread: grain = blocks / threads makes parallel_for cut `team` parts
     threads.emit_parallel_for(cx, part, slot, blocks, b.sdiv(blocks, team))
-    b.call(free, [shared])
+    b.call(free, [allocated])
     b.ret_void()
     return fn
 

@@ -7,7 +7,11 @@ the tiles. The micro-kernel holds an MR×NR tile of C in vector registers (8×32
 AVX-512) and accumulates with FMAs; packed panels are zero-padded, so edge tiles compute a
 whole tile and store the part inside C. Panels are packed with vector loads and, when the
 source is laid out across them, transposed in registers (``_transpose``). A C narrow enough
-is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ (``GemmEmitter.turned``). Measurements: ``codegen/blas.py``.
+is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ (``GemmEmitter.turned``). A C at most one vector wide (or
+high) skips all that (``emit_skinny``): only op(B) is packed, each row of C accumulates in a
+register from broadcasts of op(A) read where it lies (the MNIST step's 10-class products,
+256×10×512 and 512×10×256 on two threads: 21.7 → 14.6 µs and 20.5 → 13.3 µs).
+Measurements: ``codegen/blas.py``.
 """
 from __future__ import annotations
 
@@ -105,27 +109,41 @@ def _scaled_store(b: ir.IRBuilder, fty: ir.Type, pointer: ir.Value, value: ir.Va
     b.store(b.select(beta_zero, value, b.call(_fma(b.module, fty), [beta, old, value])), pointer)
 
 
+def _carry_loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: int,
+                initial: list[ir.Value],
+                body: Callable[[ir.Value, list[ir.Value]], list[ir.Value]]) -> list[ir.Value]:
+    """for (i = start; i < stop; i += step) values = body(i, values), the values carried in
+    registers; gives the last values (``initial`` when the loop does not run)."""
+    fn, before = b.function, b.block
+    loop, done = fn.append_basic_block("carry.body"), fn.append_basic_block("carry.end")
+    b.cbranch(b.icmp_signed("<", start, stop), loop, done)
+    b.position_at_end(loop)
+    index = b.phi(INT64)
+    carried = [b.phi(value.type) for value in initial]
+    following = body(index, carried)
+    index_next, last = b.add(index, _i(step)), b.block
+    for phi, first, then in zip([index, *carried], [start, *initial], [index_next, *following]):
+        phi.add_incoming(first, before)
+        phi.add_incoming(then, last)
+    b.cbranch(b.icmp_signed("<", index_next, stop), loop, done)
+    b.position_at_end(done)
+    return [_phi(b, (first, before), (then, last)) for first, then in zip(initial, following)]
+
+
+def _phi(b: ir.IRBuilder, *incoming: tuple[ir.Value, ir.Block]) -> ir.Value:
+    """The value that came with the block control came from."""
+    phi = b.phi(incoming[0][0].type)
+    for value, block in incoming:
+        phi.add_incoming(value, block)
+    return phi
+
+
 def _sum_loop(b: ir.IRBuilder, fty: ir.Type, count: ir.Value,
               term: Callable[[ir.Value, ir.Value], ir.Value]) -> ir.Value:
     """Σ over p < ``count`` as one loop carrying the sum in a register: ``term(p, total)``
     gives the next total (0 when ``count`` ≤ 0)."""
-    fn, before = b.function, b.block
-    body, done = fn.append_basic_block("sum.body"), fn.append_basic_block("sum.end")
-    zero = ir.Constant(fty, 0.0)
-    b.cbranch(b.icmp_signed(">", count, _i(0)), body, done)
-    b.position_at_end(body)
-    p, total = b.phi(INT64), b.phi(fty)
-    following = term(p, total)
-    p_next, last = b.add(p, _i(1)), b.block
-    for phi, start, step in ((p, _i(0), p_next), (total, zero, following)):
-        phi.add_incoming(start, before)
-        phi.add_incoming(step, last)
-    b.cbranch(b.icmp_signed("<", p_next, count), body, done)
-    b.position_at_end(done)
-    result = b.phi(fty)
-    result.add_incoming(zero, before)
-    result.add_incoming(following, last)
-    return result
+    return _carry_loop(b, _i(0), count, 1, [ir.Constant(fty, 0.0)],
+                       lambda p, totals: [term(p, totals[0])])[0]
 
 
 def _fma(module: ir.Module, ty: ir.Type) -> ir.Function:
@@ -205,6 +223,7 @@ class GemmEmitter:
         self.pack_a = self.emit_pack(f"{name}.pack_a", self.mr)
         self.pack_b = self.emit_pack(f"{name}.pack_b", self.nr)
         self.naive = self.emit_naive(f"{name}.naive")
+        self.skinny = self.emit_skinny(f"{name}.skinny")
         self.driver = self.emit_driver(f"{name}.strided")
         self.fn = self.emit_oriented(name)
 
@@ -415,6 +434,177 @@ class GemmEmitter:
                     target = _element(b, fty, out, b.add(b.mul(p, _i(width)), _i(e)))
                     b.store(b.select(inside, value, zero), target)
 
+    # -- a C at most one vector wide: no panels of the large operand
+
+    def emit_skinny(self, name: str) -> ir.Function:
+        """C := alpha·op(A)·op(B) + beta·C for n ≤ W (one vector): op(B) is copied into a k×W
+        buffer (zero-padded), then each block of ``skinny_rows`` rows of C accumulates in as
+        many vector registers, one broadcast of op(A) per row and k, read where it lies: a
+        k×10 op(B) against a large op(A) packs only op(B) (packing op(A) for 10 columns cost
+        more than the products)."""
+        fty, w = self.fty, self.w
+        fn, b = _new_function(self.module, name, ir.VoidType(), self.strided_arguments())
+        ta, tb, m, n, k, alpha, a, lda, bm, ldb, beta, c, rs, cs = fn.args
+        plain = list(fn.args)
+        rows_per = self.skinny_rows
+        with b.if_then(b.or_(b.icmp_signed("<=", m, _i(0)), b.icmp_signed("<=", n, _i(0)))):
+            b.ret_void()
+        malloc = _declare(self.module, "malloc", PTR, [INT64])
+        free = _declare(self.module, "free", ir.VoidType(), [PTR])
+        # op(B) (k vectors), then one block of C's rows (the accumulators, stored)
+        packed = b.call(malloc, [b.mul(b.add(_max(b, k, _i(0)), _i(rows_per)),
+                                       _i(w * self.size))])
+        with b.if_then(b.or_(b.icmp_signed("<=", k, _i(0)),
+                             b.icmp_unsigned("==", packed, NULL))):
+            b.call(free, [packed])
+            b.call(self.naive, plain)
+            b.ret_void()
+        self.pack_narrow(b, packed, bm, ldb, tb, n, k)
+        tile = _element(b, fty, packed, b.mul(k, _i(w)))
+        with b.if_else(ta) as (across, along):
+            # op(A)'s rows adjacent in memory: one pointer, constant offsets, 2·MR rows a block;
+            # else a pointer per row: MR of them (more would spill)
+            for branch, shape, row_stride, step in ((across, (2 * self.mr, 1), _i(1), lda),
+                                                    (along, (self.mr, 2), lda, _i(1))):
+                with branch:
+                    self.skinny_blocks(b, shape, a, row_stride, step, m, packed, k, tile,
+                                       (c, rs, cs, n, alpha, beta))
+        b.call(free, [packed])
+        b.ret_void()
+        return fn
+
+    @property
+    def skinny_rows(self) -> int:
+        """The most rows of C in one block of the skinny kernel (its accumulators)."""
+        return 2 * self.mr
+
+    def skinny_blocks(self, b: ir.IRBuilder, shape: tuple[int, int], a: ir.Value,
+                      row_stride: ir.Value,
+                      step: ir.Value, m: ir.Value, packed: ir.Value, k: ir.Value,
+                      tile: ir.Value, out: tuple[ir.Value, ...]) -> None:
+        """C's rows in blocks of ``rows_per``; the last block, when C has that many rows,
+        ends at row m (overlapping the one before, whose rows it does not store again), so
+        that no block reads past op(A); a C with fewer rows reads its last row again.
+        ``shape``: (rows a block, sets of accumulators: ``skinny_block``)."""
+        fty, w = self.fty, self.w
+        rows_per, sets = shape
+        whole = b.icmp_signed(">=", m, _i(rows_per))
+        with _loop(b, _i(0), m, step=rows_per, name="block") as first:
+            with b.if_else(whole) as (inside, short):
+                with inside:
+                    start = _min(b, first, b.sub(m, _i(rows_per)))
+                    acc = self.skinny_block(b, a, row_stride, step, start, None, packed, k,
+                                            rows_per, sets)
+                    inside_end = b.block
+                with short:
+                    short_acc = self.skinny_block(b, a, row_stride, step, first, m, packed,
+                                                  k, rows_per, sets)
+                    short_end = b.block
+            merged = [_phi(b, (value, inside_end), (other, short_end))
+                      for value, other in zip(acc, short_acc)]
+            origin = _phi(b, (start, inside_end), (first, short_end))
+            for r, vector in enumerate(merged):
+                b.store(vector, _element(b, fty, tile, _i(r * w)), align=self.size)
+            skip = b.sub(first, origin)          # rows the block before stored already
+            rows = _min(b, b.sub(m, first), _i(rows_per))
+            self.store_rows(b, _element(b, fty, tile, b.mul(skip, _i(w))), first, rows, *out)
+
+    def pack_narrow(self, b: ir.IRBuilder, packed: ir.Value, bm: ir.Value, ldb: ir.Value,
+                    tb: ir.Value, n: ir.Value, k: ir.Value) -> None:
+        """packed[p·W + j] = op(B)[p, j] for j < n, 0 for n ≤ j < W: a masked vector load per
+        p when op(B)'s rows lie in memory, else zeros then op(B)'s columns element by
+        element (each a row of B)."""
+        fty, vty, w = self.fty, self.vty, self.w
+        zero = ir.Constant(vty, None)
+        lanes = ir.Constant(ir.VectorType(INT64, w), list(range(w)))
+        count = b.insert_element(ir.Constant(ir.VectorType(INT64, w), ir.Undefined), n, _i32(0))
+        count = b.shuffle_vector(count, ir.Constant(ir.VectorType(INT64, w), ir.Undefined),
+                                 ir.Constant(ir.VectorType(INT32, w), [0] * w))
+        mask = b.icmp_signed("<", lanes, count)
+        suffix = f"v{w}{'f64' if self.size == 8 else 'f32'}"
+        load = _declare(self.module, f"llvm.masked.load.{suffix}.p0", vty,
+                        [PTR, INT32, mask.type, vty])
+        with b.if_else(tb) as (columns, rows):
+            with rows:
+                with _loop(b, _i(0), k, name="p") as p:
+                    row = b.call(load, [_element(b, fty, bm, b.mul(p, ldb)), _i32(self.size),
+                                        mask, zero])
+                    b.store(row, _element(b, fty, packed, b.mul(p, _i(w))), align=self.size)
+            with columns:
+                self.pack_columns(b, packed, bm, ldb, n, k)
+
+    def pack_columns(self, b: ir.IRBuilder, packed: ir.Value, bm: ir.Value, ldb: ir.Value,
+                     n: ir.Value, k: ir.Value) -> None:
+        """``pack_narrow`` from the n rows of B (op(B) = Bᵀ): W of them × W consecutive p,
+        loaded a vector each (rows past n: zeros) and transposed in registers; the last
+        k mod W element by element."""
+        fty, vty, w = self.fty, self.vty, self.w
+        zero = ir.Constant(vty, None)
+        last = b.sub(n, _i(1))
+        inside = [b.icmp_signed("<=", _i(j), last) for j in range(w)]
+        sources = [_element(b, fty, bm, b.mul(_min(b, _i(j), last), ldb)) for j in range(w)]
+        vectors = b.mul(b.sdiv(k, _i(w)), _i(w))
+        with _loop(b, _i(0), vectors, step=w, name="pv") as p:
+            rows = [b.select(flag, b.load(_element(b, fty, source, p), typ=vty, align=self.size),
+                             zero) for flag, source in zip(inside, sources)]
+            for q, column in enumerate(_transpose(b, rows)):
+                b.store(column, _element(b, fty, packed, b.mul(b.add(p, _i(q)), _i(w))),
+                        align=self.size)
+        with _loop(b, vectors, k, name="pt") as p:
+            vector = zero
+            for j, (flag, source) in enumerate(zip(inside, sources)):
+                value = b.load(_element(b, fty, source, p), typ=fty)
+                vector = b.insert_element(vector, b.select(flag, value, ir.Constant(fty, 0.0)),
+                                          _i32(j))
+            b.store(vector, _element(b, fty, packed, b.mul(p, _i(w))), align=self.size)
+
+    def skinny_block(self, b: ir.IRBuilder, a: ir.Value, row_stride: ir.Value, step: ir.Value,
+                     first: ir.Value, m: ir.Value | None, packed: ir.Value, k: ir.Value,
+                     rows_per: int, sets: int) -> list[ir.Value]:
+        """The accumulators of rows first … first + rows_per of op(A)·packed; op(A)[i, p] at
+        a[i·row_stride + p·step]; with ``m``, rows past m read as row m - 1 (their sums are
+        dropped), else all are read (constant offsets when row_stride is). ``sets`` of
+        accumulators (1 or 2) take turns over p."""
+        fty, vty, w = self.fty, self.vty, self.w
+        fma = _fma(self.module, vty)
+        block = _element(b, fty, a, b.mul(first, row_stride))
+        if m is None:
+            rows = [_element(b, fty, block, b.mul(_i(r), row_stride)) for r in range(rows_per)]
+        else:
+            last = b.sub(b.sub(m, first), _i(1))
+            rows = [_element(b, fty, block, b.mul(_min(b, _i(r), last), row_stride))
+                    for r in range(rows_per)]
+        zero = ir.Constant(vty, None)
+
+        def step_into(p: ir.Value, totals: list[ir.Value]) -> list[ir.Value]:
+            column = b.load(_element(b, fty, packed, b.mul(p, _i(w))), typ=vty,
+                            align=self.size)
+            at = b.mul(p, step)
+            return [b.call(fma, [self.splat(b, b.load(_element(b, fty, row, at), typ=fty)),
+                                 column, total]) for row, total in zip(rows, totals)]
+
+        if sets == 1:
+            return _carry_loop(b, _i(0), k, 1, [zero] * rows_per, step_into)
+        # two sets of accumulators, even and odd p: twice the FMA chains in flight
+        pairs = b.and_(k, _i(-2))
+        both = _carry_loop(b, _i(0), pairs, 2, [zero] * (2 * rows_per), lambda p, totals: (
+            step_into(p, totals[:rows_per]) + step_into(b.add(p, _i(1)), totals[rows_per:])))
+        even = _carry_loop(b, pairs, k, 1, both[:rows_per], step_into)
+        return [b.fadd(x, y) for x, y in zip(even, both[rows_per:])]
+
+    def store_rows(self, b: ir.IRBuilder, tile: ir.Value, first: ir.Value, rows: ir.Value,
+                   c: ir.Value, rs: ir.Value, cs: ir.Value, n: ir.Value, alpha: ir.Value,
+                   beta: ir.Value) -> None:
+        """C[first + i, j] = alpha·tile[i·W + j] + beta·C[first + i, j], i < rows, j < n."""
+        fty, w = self.fty, self.w
+        beta_zero = b.fcmp_ordered("==", beta, ir.Constant(fty, 0.0))
+        with _loop(b, _i(0), rows, name="i") as i:
+            row = _element(b, fty, c, b.mul(b.add(first, i), rs))
+            with _loop(b, _i(0), n, name="j") as j:
+                value = b.load(_element(b, fty, tile, b.add(b.mul(i, _i(w)), j)), typ=fty)
+                _scaled_store(b, fty, _element(b, fty, row, b.mul(j, cs)), b.fmul(alpha, value),
+                              beta, beta_zero)
+
     # -- without memory for the panels: the plain triple loop
 
     def emit_naive(self, name: str) -> ir.Function:
@@ -464,11 +654,18 @@ class GemmEmitter:
         return fn
 
     def turned(self, b: ir.IRBuilder, m: ir.Value, n: ir.Value) -> ir.Value:
-        """Whether to compute Cᵀ: when that pads a fifth fewer elements into whole tiles (its
-        tiles are then stored element by element)."""
+        """Whether to compute Cᵀ: when that makes C at most a vector wide (``narrow``: the
+        skinny kernel) or, neither being narrow, pads a fifth fewer elements into whole tiles
+        (its tiles are then stored element by element)."""
         upright = b.mul(_round_up(b, m, self.mr), _round_up(b, n, self.nr))
         turned = b.mul(_round_up(b, n, self.mr), _round_up(b, m, self.nr))
-        return b.icmp_signed("<", b.mul(turned, _i(5)), b.mul(upright, _i(4)))
+        padding = b.icmp_signed("<", b.mul(turned, _i(5)), b.mul(upright, _i(4)))
+        return b.select(self.narrow(b, n), b.icmp_signed("<", m, n),
+                        b.select(self.narrow(b, m), ir.Constant(INT1, 1), padding))
+
+    def narrow(self, b: ir.IRBuilder, n: ir.Value) -> ir.Value:
+        """Whether a C n columns wide is the skinny kernel's (at most one vector)."""
+        return b.icmp_signed("<=", n, _i(self.w))
 
     def emit_driver(self, name: str) -> ir.Function:
         """Goto's loops; ``packed_a`` / ``packed_b``, when not null, hold all of op(A) / op(B)
@@ -485,6 +682,11 @@ class GemmEmitter:
             b.ret_void()
         with b.if_then(b.icmp_signed("<=", k, _i(0))):     # C := beta·C
             b.call(self.naive, plain)
+            b.ret_void()
+        nothing_packed = b.and_(b.icmp_unsigned("==", packed_a, NULL),
+                                b.icmp_unsigned("==", packed_b, NULL))
+        with b.if_then(b.and_(self.narrow(b, n), nothing_packed)):
+            b.call(self.skinny, plain)
             b.ret_void()
         kc = _min(b, k, _i(KC))
         a_count = b.mul(_round_up(b, _min(b, m, _i(self.mc)), mr), kc)

@@ -297,6 +297,45 @@ def test_kernel_on_the_pool_against_numpy(compiled, pool_threads, dtype, count):
     assert split >= 40          # not vacuous: many products took the split path
 
 
+
+@pytest.mark.parametrize("dtype", list(DTYPES), ids=str)
+def test_narrow_products_take_the_skinny_kernel(compiled, pool_threads, dtype):
+    """A C at most one vector wide (or high: computed as Cᵀ) runs the skinny kernel, which
+    packs only op(B): blocks of rows (the last one shifted back to end at C's last row, its
+    rows stored once: beta applied once), fewer rows than a block, even and odd k (two sets
+    of accumulators), every transpose, on one thread and split by rows over two."""
+    module = ir.Module(name="skinny")
+    em = kernel.emitter(module, dtype)
+    driver = re.search(r'define internal void @"sxad.gemm.\w+.strided"\(.*?\n}\n', str(module),
+                       re.S).group(0)
+    assert f'@"sxad.gemm.{dtype}.skinny"' in driver
+    function = get(compiled, "gemm", "kernel", dtype)
+    rng = np.random.default_rng(11)
+    block = rng.standard_normal((3, 300, 301)).astype(DTYPES[dtype])
+    wide = block.astype(np.float64)
+    blocks = (em.mr, 2 * em.mr)
+    sizes = sorted({1, em.w - 1, em.w} | {r + d for r in blocks for d in (-1, 0, 1)}
+                   | {2 * r + 1 for r in blocks})
+    for count in (1, 2):
+        pool_threads(count)
+        for m, n, k, ta, tb in itertools.product(sizes, (1, em.w // 2 + 1, em.w), (1, 2, 3, 64, 300),
+                                                 (False, True), (False, True)):
+            if ta == tb and k == 300 and m > 2 * em.mr:
+                continue          # enough large ones
+            for mm, nn in ((m, n), (n, m)):
+                shape_a, shape_b = (k, mm) if ta else (mm, k), (nn, k) if tb else (k, nn)
+                a, b = block[0, :shape_a[0], :shape_a[1]], block[1, :shape_b[0], :shape_b[1]]
+                beta = 0.0 if (mm + k) % 2 else -0.5
+                c = block[2, :mm, :nn].copy()
+                before = c.copy()
+                if beta == 0.0:
+                    c[...] = np.nan          # not read
+                gemm(function, a, b, c, ta, tb, 1.25, beta)
+                a64, b64 = wide[0, :shape_a[0], :shape_a[1]], wide[1, :shape_b[0], :shape_b[1]]
+                want = 1.25 * ((a64.T if ta else a64) @ (b64.T if tb else b64)) + beta * before
+                tol = TOL[dtype] if dtype is F64 else dict(rtol=1e-4, atol=2e-5 * np.sqrt(k))
+                np.testing.assert_allclose(c, want, **tol, err_msg=f"{mm}x{nn}x{k} {ta} {tb}")
+
 def test_large_products_leave_openblas(compiled, pool_threads):
     """Through the OpenBLAS wrapper, a product past ``OWN_WORK`` and ``PARALLEL_WORK`` runs on
     the pool; OpenBLAS gets the small ones only (which it runs on one thread)."""
