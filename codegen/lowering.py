@@ -85,6 +85,13 @@ def _libm(name: str) -> Lower:
     return lambda cx, op, xs: _call(cx, name + ("f" if xs[0].type == FLOAT else ""), xs)
 
 
+def _logistic(cx: Context, op: Op, xs: list[ir.Value]) -> ir.Value:
+    """1 / (1 + e^(−x)), the ops it stands for (``passes.simplify`` recognised them)."""
+    x = xs[0]
+    e = _call(cx, f"llvm.exp.{_suffix(x)}", [cx.b.fneg(x)])
+    return cx.b.fdiv(_f(1.0, x), cx.b.fadd(_f(1.0, x), e))
+
+
 def _compare(cmp: str) -> Lower:
     """Ordered float comparison, except ``!=``: unordered, so that nan != nan."""
     def f64(cx: Context, op: Op, xs: list[ir.Value]) -> ir.Value:
@@ -309,6 +316,7 @@ LOWERING: dict[Prim, Lower] = {
     Prim.SINH: _libm("sinh"),
     Prim.COSH: _libm("cosh"),
     Prim.TANH: _libm("tanh"),
+    Prim.LOGISTIC: _logistic,
     Prim.HYPOT: _libm("hypot"),
     Prim.ABS: _by_type(f64=_intrinsic("fabs"), i64=_i64_abs),
     Prim.SIGN: _by_type(f64=_f64_sign, i64=_i64_sign),
@@ -349,6 +357,7 @@ ULPS: dict[Prim, int] = {prim: 0 for prim in LOWERING} | {
     Prim.COSH: 1,
     Prim.SINH: 2,     # glibc sinh errs up to ~1.6 ulp
     Prim.TANH: 3,     # glibc tanh errs up to ~1.7 ulp, SVML's up to ~1.1
+    Prim.LOGISTIC: 3,  # 1/(1 + e^(−x)): exp's error, then an add and a division
 }
 
 
@@ -360,7 +369,7 @@ ULPS: dict[Prim, int] = {prim: 0 for prim in LOWERING} | {
 ULPS_F32: dict[Prim, int] = {prim: 0 for prim in LOWERING} | {
     Prim.EXP: 2, Prim.LOG: 2, Prim.LOG1P: 2, Prim.EXPM1: 2, Prim.SIN: 1, Prim.COS: 1,
     Prim.TAN: 3, Prim.ASIN: 2, Prim.ACOS: 2, Prim.ATAN: 1, Prim.SINH: 2, Prim.COSH: 2,
-    Prim.TANH: 2, Prim.POW: 1, Prim.ATAN2: 2,
+    Prim.TANH: 2, Prim.POW: 1, Prim.ATAN2: 2, Prim.LOGISTIC: 4,
 }
 
 

@@ -368,6 +368,11 @@ def _half_exp(m: _Math, ax: ir.Value) -> tuple[ir.Value, ir.Value]:
     return h, m.b.fdiv(m.c(0.25), h)
 
 
+def _logistic(m: _Math, x: ir.Value) -> ir.Value:
+    """1 / (1 + e^(−x)), as the user wrote it (0 where e^(−x) overflows, as numpy gives)."""
+    return m.b.fdiv(m.c(1.0), m.b.fadd(m.c(1.0), _exp(m, m.b.fneg(x))))
+
+
 def _cosh(m: _Math, x: ir.Value) -> ir.Value:
     """cosh x = h + 1/(4h); near 0 the errors of h and of 1/(4h) cancel to first order."""
     h, h_inv = _half_exp(m, m.call("fabs", x))
@@ -414,6 +419,7 @@ RULES: dict[Prim, Rule] = {
     Prim.TANH: _tanh,
     Prim.SINH: _sinh,
     Prim.COSH: _cosh,
+    Prim.LOGISTIC: _logistic,
 }
 
 _BY_LLVM_TYPE = {str(fmt.float_type): fmt for fmt in FORMATS.values()}
@@ -431,9 +437,13 @@ ULPS: dict[tuple[Prim, Type], int] = {
     (Prim.TANH, F64): 1, (Prim.TANH, F32): 2,
     (Prim.SINH, F64): 1, (Prim.SINH, F32): 2,
     (Prim.COSH, F64): 1, (Prim.COSH, F32): 2,
+    (Prim.LOGISTIC, F64): 4, (Prim.LOGISTIC, F32): 4,
 }
 #: Worst error against the correctly rounded result (long double, or f64 for f32), measured.
-ULPS_EXACT: dict[tuple[Prim, Type], int] = {case: 1 for case in ULPS}
+ULPS_EXACT: dict[tuple[Prim, Type], int] = {case: 1 for case in ULPS} | {
+    # against 1/(1 + e^(−x)) with e^(−x) correctly rounded and the rest in the format: exp's
+    # ulp, then an add and a division each rounding
+    (Prim.LOGISTIC, F64): 3, (Prim.LOGISTIC, F32): 3}
 
 
 def lower(cx: Context, prim: Prim, xs: list[ir.Value]) -> ir.Value | None:

@@ -169,7 +169,8 @@ def _zero_vjp(b: "Emitter", yb: Value, xs: Sequence[Value], ys: Sequence[Value])
 
 
 def smooth_unary(prim: Prim, eval_: Any, python: str, sym: Any,
-                 derivative: Callable[["Emitter", Value, Value], Value]) -> None:
+                 derivative: Callable[["Emitter", Value, Value], Value],
+                 prec: int = PREC_ATOM) -> None:
     """A real function y = f(x) whose rules are ẏ = ẋ·f'(x) and x̄ += ȳ·f'(x)."""
     def jvp(b: Emitter, xs, dxs, ys):
         return b.mul(dxs[0], derivative(b, xs[0], ys[0]))
@@ -179,7 +180,7 @@ def smooth_unary(prim: Prim, eval_: Any, python: str, sym: Any,
 
     jvp.__doc__ = f"ẏ = ẋ · {derivative.__doc__}"
     vjp.__doc__ = f"x̄ += ȳ · {derivative.__doc__}"
-    _register(prim, 1, REAL, eval_, python, PREC_ATOM, sym, jvp, vjp)
+    _register(prim, 1, REAL, eval_, python, prec, sym, jvp, vjp)
 
 
 def quotient_unary(prim: Prim, eval_: Any, python: str, sym: Any,
@@ -476,6 +477,16 @@ def _d_tanh(b, x, y):
     return b.sub(b.const_like(1.0, y), b.mul(y, y))
 
 
+def _d_logistic(b, x, y):
+    """y·(1 − y)"""
+    return b.mul(y, b.sub(b.const_like(1.0, y), y))
+
+
+def _logistic(x: Any) -> Any:
+    """1 / (1 + e^(−x)), evaluated as written (numpy's float32 stays float32)."""
+    return 1.0 / (1.0 + np.exp(np.negative(x)))
+
+
 def _den_log(b, x, y):
     """x"""
     return x
@@ -514,6 +525,8 @@ smooth_unary(Prim.TAN, np.tan, "np.tan({0})", lambda sp, a: sp.tan(a), _d_tan)
 smooth_unary(Prim.SINH, np.sinh, "np.sinh({0})", lambda sp, a: sp.sinh(a), _d_sinh)
 smooth_unary(Prim.COSH, np.cosh, "np.cosh({0})", lambda sp, a: sp.cosh(a), _d_cosh)
 smooth_unary(Prim.TANH, np.tanh, "np.tanh({0})", lambda sp, a: sp.tanh(a), _d_tanh)
+smooth_unary(Prim.LOGISTIC, _logistic, "1.0 / (1.0 + np.exp(-{0}))",
+             lambda sp, a: 1 / (1 + sp.exp(-a)), _d_logistic, prec=PREC_MUL)
 quotient_unary(Prim.LOG, np.log, "np.log({0})", lambda sp, a: sp.log(a), _den_log)
 quotient_unary(Prim.LOG1P, np.log1p, "np.log1p({0})", lambda sp, a: sp.log(1 + a), _den_log1p)
 quotient_unary(Prim.SQRT, np.sqrt, "np.sqrt({0})", lambda sp, a: sp.sqrt(a), _den_sqrt)

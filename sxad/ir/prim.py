@@ -32,6 +32,7 @@ class Prim(Enum):
     SINH = "sinh"
     COSH = "cosh"
     TANH = "tanh"
+    LOGISTIC = "logistic"   # 1 / (1 + exp(-x)), recognised by ``passes.simplify``
     ABS = "abs"
     SIGN = "sign"
     HYPOT = "hypot"

@@ -17,8 +17,10 @@ def identity(z: Array) -> Array:
 
 
 def sigmoid(z: Array) -> Array:
-    """σ(z) = 1 / (1 + e^(−z)); σ' = σ(1 − σ). For z below about −709, e^(−z) overflows to
-    inf and σ is exactly 0, its limit (numpy may warn about the overflow)."""
+    """σ(z) = 1 / (1 + e^(−z)); σ' = σ(1 − σ). For z below about −709 (−88 in float32),
+    e^(−z) overflows to inf and σ is exactly 0, its limit (numpy may warn about the overflow).
+    sxad compiles this spelling as one function (``logistic``) whose derivative is σ(1 − σ),
+    0 there; where σ rounds to 1 (z above ~17 in float32, ~37 in float64) it is 0 as well."""
     return 1.0 / (1.0 + np.exp(-z))
 
 

@@ -9,6 +9,8 @@ Two rules may flip the sign of a zero result: ``x + 0 → x`` gives ``-0.0`` whe
 accumulators start at ``0.0``, and derivative code reads far better without the ``0.0 +``.
 ``x ** 2 → x * x`` may differ from ``pow`` in the last bit, and ``(a @ b).T → b.T @ a.T``
 may sum in another order inside BLAS; the rest are exact.
+One rule recognises an idiom: ``1 / (1 + exp(-x))`` is ``logistic(x)``, the same value computed
+the same way, whose derivative rule reads y·(1 − y) (``_logistic``).
 """
 from __future__ import annotations
 
@@ -164,6 +166,22 @@ def _div_one(s: Simplifier, op: Op) -> Value | None:
     return s.b.neg(x, hint=s.hint) if s.is_const(k, -1) else None
 
 
+def _logistic(s: Simplifier, op: Op) -> Value | None:
+    """1 / (1 + exp(-x)) → logistic(x). The four ops' own rules give x̄ = ȳ/d·y·e (e = exp(-x)
+    and d = 1 + e kept for it, three arrays where one would do), which is inf/inf = nan where
+    e overflows (x < -88 in float32, a saturated sigmoid); logistic's is ȳ·y·(1 − y)."""
+    one, total = op.args
+    add = s.producer(total, Prim.ADD)
+    if not s.is_const(one, 1) or add is None:
+        return None
+    for first, second in (add.args, add.args[::-1]):
+        exp = s.producer(second, Prim.EXP)
+        x = s.negated(exp.args[0]) if exp is not None else None
+        if s.is_const(first, 1) and x is not None:
+            return s.b.emit(Prim.LOGISTIC, x, hint=s.hint)
+    return None
+
+
 def _neg_neg(s: Simplifier, op: Op) -> Value | None:
     """-(-x) → x"""
     return s.negated(op.args[0])
@@ -315,7 +333,7 @@ RULES: dict[Prim, tuple[Rule, ...]] = {
     Prim.ADD: (_add_zero, _add_negation, _implicit_broadcast),
     Prim.SUB: (_sub_zero, _sub_negation, _implicit_broadcast),
     Prim.MUL: (_mul_one, _negations_out(Prim.MUL), _implicit_broadcast),
-    Prim.DIV: (_div_one, _negations_out(Prim.DIV), _implicit_broadcast),
+    Prim.DIV: (_div_one, _logistic, _negations_out(Prim.DIV), _implicit_broadcast),
     Prim.NEG: (_neg_neg,),
     Prim.POW: (_pow_const,),
     Prim.SELECT: (_select_same,),

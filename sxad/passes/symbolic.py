@@ -3,7 +3,9 @@
 Reverse mode applies each primitive's rule locally, so the adjoint of ``s = 1/(1 + exp(-z))``
 computes ``z̄ = s̄·s·e/d`` from the stored ``e = exp(-z)`` and ``d = 1 + e``. Globally that is
 ``s̄·s·(1 − s)``: fewer ops, and in a loop only ``s`` needs to go on the tape. This pass finds such
-rewrites.
+rewrites. (That spelling is recognised as ``logistic`` before differentiation, by
+``passes.simplify``; this pass finds the like where no rule names the function:
+``exp(z)/(1 + exp(z))``, ``2/(1 + exp(-z)) - 1``, …)
 
 The algorithm, per block (recursing into regions):
 

@@ -13,7 +13,7 @@ INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 UNARY_F64 = (Prim.NEG, Prim.EXP, Prim.LOG, Prim.LOG1P, Prim.EXPM1, Prim.SQRT, Prim.SIN, Prim.COS,
              Prim.TAN, Prim.ASIN, Prim.ACOS, Prim.ATAN, Prim.SINH, Prim.COSH, Prim.TANH,
-             Prim.ABS, Prim.SIGN, Prim.FLOOR, Prim.CEIL)
+             Prim.LOGISTIC, Prim.ABS, Prim.SIGN, Prim.FLOOR, Prim.CEIL)
 BINARY_F64 = (Prim.ADD, Prim.SUB, Prim.MUL, Prim.DIV, Prim.FLOORDIV, Prim.MOD, Prim.POW,
               Prim.ATAN2, Prim.HYPOT, Prim.MAX, Prim.MIN)
 COMPARE = (Prim.LT, Prim.LE, Prim.GT, Prim.GE, Prim.EQ, Prim.NE)

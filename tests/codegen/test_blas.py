@@ -318,8 +318,9 @@ def test_narrow_products_take_the_skinny_kernel(compiled, pool_threads, dtype):
                    | {2 * r + 1 for r in blocks})
     for count in (1, 2):
         pool_threads(count)
-        for m, n, k, ta, tb in itertools.product(sizes, (1, em.w // 2 + 1, em.w), (1, 2, 3, 64, 300),
-                                                 (False, True), (False, True)):
+        widths, depths = (1, em.w // 2 + 1, em.w), (1, 2, 3, 64, 300)
+        for m, n, k, ta, tb in itertools.product(sizes, widths, depths, (False, True),
+                                                 (False, True)):
             if ta == tb and k == 300 and m > 2 * em.mr:
                 continue          # enough large ones
             for mm, nn in ((m, n), (n, m)):

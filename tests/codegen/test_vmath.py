@@ -18,7 +18,8 @@ PTR = ir.PointerType()
 INT64 = ir.IntType(64)
 DTYPES = {F64: np.float64, F32: np.float32}
 NUMPY = {Prim.EXP: np.exp, Prim.LOG: np.log, Prim.EXPM1: np.expm1, Prim.LOG1P: np.log1p,
-         Prim.TANH: np.tanh, Prim.SINH: np.sinh, Prim.COSH: np.cosh}
+         Prim.TANH: np.tanh, Prim.SINH: np.sinh, Prim.COSH: np.cosh,
+         Prim.LOGISTIC: lambda x: 1 / (1 + np.exp(-x))}
 CASES = [(prim, dtype) for dtype in DTYPES for prim in NUMPY]
 UNARY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 
@@ -144,9 +145,15 @@ def ulp_steps(x: np.ndarray, steps: np.ndarray) -> np.ndarray:
 
 
 def exact(prim: Prim, dtype, x: np.ndarray) -> np.ndarray:
-    """The correctly rounded result, nearly: f32 through numpy's f64, f64 through long double."""
+    """The correctly rounded result, nearly: f32 through numpy's f64, f64 through long double.
+    For logistic, the formula it stands for, 1/(1 + e^(−x)), with e^(−x) correctly rounded
+    (overflowing to inf as the format does: that σ is then 0, not its tiny exact value)."""
     wider = np.float64 if dtype is F32 else np.longdouble
     with np.errstate(all="ignore"):
+        if prim is Prim.LOGISTIC:
+            e = np.exp(-x.astype(wider)).astype(DTYPES[dtype])
+            one = DTYPES[dtype](1.0)
+            return one / (one + e)
         return NUMPY[prim](x.astype(wider)).astype(DTYPES[dtype])
 
 

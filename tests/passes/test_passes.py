@@ -125,6 +125,21 @@ RULE_CASES = {
                    "v: f64 = cast(c); return v"),
     "cast(cast(bool))": (lambda b, x, y, c: b.cast(b.cast(c, I64), F64),
                          "v: f64 = cast(c); return v"),
+    # the logistic idiom, either order of the sum
+    "1 / (1 + exp(-x))": (
+        lambda b, x, y, c: b.div(b.const(1.0), b.add(b.const(1.0), b.exp(b.neg(x)))),
+        "v: f64 = logistic(x); return v"),
+    "1 / (exp(-x) + 1)": (
+        lambda b, x, y, c: b.div(b.const(1.0), b.add(b.exp(b.neg(x)), b.const(1.0))),
+        "v: f64 = logistic(x); return v"),
+    "2 / (1 + exp(-x))": (
+        lambda b, x, y, c: b.div(b.const(2.0), b.add(b.const(1.0), b.exp(b.neg(x)))),
+        "v: f64 = const 2.0; v_1: f64 = const 1.0; v_2: f64 = neg(x); v_3: f64 = exp(v_2); "
+        "v_4: f64 = add(v_1, v_3); v_5: f64 = div(v, v_4); return v_5"),
+    "1 / (1 + exp(x))": (
+        lambda b, x, y, c: b.div(b.const(1.0), b.add(b.const(1.0), b.exp(x))),
+        "v: f64 = const 1.0; v_1: f64 = const 1.0; v_2: f64 = exp(x); v_3: f64 = add(v_1, v_2); "
+        "v_4: f64 = div(v, v_3); return v_4"),
     # kept: exact arithmetic would change inf and nan
     "x * 0": (lambda b, x, y, c: b.mul(x, b.const(0.0)),
               "v: f64 = const 0.0; v_1: f64 = mul(x, v); return v_1"),
