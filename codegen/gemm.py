@@ -366,15 +366,41 @@ class GemmEmitter:
     def pack_along(self, b: ir.IRBuilder, width: int, dst: ir.Value, src: ir.Value,
                    ld: ir.Value, start: ir.Value, whole: ir.Value, p0: ir.Value,
                    kb: ir.Value) -> None:
-        """Whole panels of M[r, c] = src[c·ld + r]: row p of a panel is one vector load."""
+        """Whole panels of M[r, c] = src[c·ld + r]: row p of a panel is one vector load. Panels
+        narrower than a vector go in groups filling one (a whole cache line of M per load:
+        one panel at a time, a power-of-two ld made each line come from L2 twice, 2× slower)."""
         fty, vty = self.fty, ir.VectorType(self.fty, width)
         first = _element(b, fty, src, b.add(b.mul(p0, ld), start))
-        with _loop(b, _i(0), whole, step=width, name="along") as panel:
+        group = self.w // width if width < self.w and self.w % width == 0 else 1
+        grouped = self.pack_grouped(b, width, group, dst, first, ld, whole, kb) \
+            if group > 1 else _i(0)
+        with _loop(b, grouped, whole, step=width, name="along") as panel:
             out = _element(b, fty, dst, b.mul(panel, kb))
             column = _element(b, fty, first, panel)
             with _loop(b, _i(0), kb, name="pa") as p:
                 value = b.load(_element(b, fty, column, b.mul(p, ld)), typ=vty, align=self.size)
                 b.store(value, _element(b, fty, out, b.mul(p, _i(width))), align=self.size)
+
+    def pack_grouped(self, b: ir.IRBuilder, width: int, group: int, dst: ir.Value,
+                     first: ir.Value, ld: ir.Value, whole: ir.Value, kb: ir.Value) -> ir.Value:
+        """``pack_along``'s panels ``group`` at a time: one vector load of a row of M, split
+        between them. Returns the first panel left (past the last whole group)."""
+        fty, span = self.fty, width * group
+        grouped = b.mul(b.sdiv(whole, _i(span)), _i(span))
+        halves = [ir.Constant(ir.VectorType(INT32, width), list(range(g * width, (g + 1) * width)))
+                  for g in range(group)]
+        with _loop(b, _i(0), grouped, step=span, name="along2") as panel:
+            outs = [_element(b, fty, dst, b.mul(b.add(panel, _i(g * width)), kb))
+                    for g in range(group)]
+            column = _element(b, fty, first, panel)
+            with _loop(b, _i(0), kb, name="pg") as p:
+                value = b.load(_element(b, fty, column, b.mul(p, ld)), typ=self.vty,
+                               align=self.size)
+                at = b.mul(p, _i(width))
+                for out, half in zip(outs, halves):
+                    part = b.shuffle_vector(value, ir.Constant(self.vty, ir.Undefined), half)
+                    b.store(part, _element(b, fty, out, at), align=self.size)
+        return grouped
 
     def pack_across(self, b: ir.IRBuilder, width: int, dst: ir.Value, src: ir.Value,
                     ld: ir.Value, start: ir.Value, whole: ir.Value, p0: ir.Value,
