@@ -1307,9 +1307,11 @@ def _broadcast_like(cx: Context, op: Op, xs: list[Value]) -> Value:
     return ArrayVal(x.dtype, x.data, list(like.shape), strides, like.ones, repeated)
 
 
-def _unbroadcast(cx: Context, op: Op, xs: list[Value]) -> Value:
+def _unbroadcast(cx: Context, op: Op, xs: list[Value], view: bool = False) -> Value:
     """``ct`` summed over the axes where ``like`` was broadcast: every element of ``ct`` is
-    added into the element of the result it was broadcast from."""
+    added into the element of the result it was broadcast from. With ``view`` (the op is
+    ``is_maybe_view``), where nothing was broadcast the result is ``ct`` itself, not a copy:
+    the ownership plan then frees it only when its buffer is not ``ct``'s."""
     ct, like = xs
     b = cx.b
     if not isinstance(ct, ArrayVal):
@@ -1331,16 +1333,47 @@ def _unbroadcast(cx: Context, op: Op, xs: list[Value]) -> Value:
         reduce_into(cx, Prim.REDUCE_SUM, ct, out.data, target, size)
         return out
     # Nothing was broadcast when the shapes are equal (what the passes could not prove):
-    # then a copy, not a reduction into zeros.
+    # then ct itself (a view) or a copy, not a reduction into zeros.
     same: ir.Value = ir.Constant(INT1, 1)
     for n, c in zip(like.shape, ct.shape):
         same = b.and_(same, b.icmp_signed("==", n, c))
+    if view:
+        return _view_or_sum(cx, ct, like, same, target, size)
     with b.if_else(same) as (equal, other):
         with equal:
             copy_elements(cx, out.shape, ct, ct.strides, out.data, out.strides)
         with other:
             reduce_into(cx, Prim.REDUCE_SUM, ct, out.data, target, size)
     return out
+
+
+def _view_or_sum(cx: Context, ct: ArrayVal, like: ArrayVal, same: ir.Value,
+                 target: list[ir.Value], size: ir.Value) -> ArrayVal:
+    """``ct`` itself when ``same``, else ``ct`` summed into a fresh array of ``like``'s shape."""
+    b = cx.b
+    with b.if_else(same) as (equal, other):
+        with equal:
+            equal_end = b.block
+        with other:
+            out = allocate(cx, ct.dtype, like.shape)
+            reduce_into(cx, Prim.REDUCE_SUM, ct, out.data, target, size)
+            other_end = b.block
+
+    def merged(mine: ir.Value, fresh: ir.Value) -> ir.Value:
+        phi = b.phi(mine.type)
+        phi.add_incoming(mine, equal_end)
+        phi.add_incoming(fresh, other_end)
+        return phi
+    return ArrayVal(ct.dtype, merged(ct.data, out.data), list(like.shape),
+                    [merged(s, t) for s, t in zip(ct.strides, out.strides)], like.ones)
+
+
+def is_maybe_view(op: Op) -> bool:
+    """An unbroadcast whose result may be its operand itself (same rank: nothing broadcast
+    when the shapes turn out equal, which the passes could not prove): ``ct`` is then not
+    copied. Only as an op of its own (a fused group's unbroadcast makes a fresh array)."""
+    return op.prim is Prim.UNBROADCAST and all(is_array(a.type) for a in op.args) and \
+        rank_of(op.args[0].type) == rank_of(op.args[1].type)
 
 
 # reductions
@@ -1614,6 +1647,8 @@ _VIEWS = frozenset({Prim.TRANSPOSE, Prim.EXPAND_DIMS, Prim.BROADCAST_LIKE})
 
 def lower_array(cx: Context, op: Op, xs: list[Value]) -> Value:
     """The value of an op with an array argument or result."""
+    if is_maybe_view(op):
+        return _unbroadcast(cx, op, xs, view=True)
     rule = ARRAY_LOWERING.get(op.prim)
     if rule is not None:
         return rule(cx, op, xs)

@@ -296,6 +296,10 @@ class _KernelBuilder:
     def free(self, buffers: Plan, at: int) -> None:
         for value in buffers.frees.get(at, ()):
             arrays.release(self, self.values[value])
+        for value, source in buffers.maybe.get(at, ()):
+            mine, theirs = self.values[value].data, self.values[source].data
+            with self.b.if_then(self.b.icmp_unsigned("!=", mine, theirs)):
+                arrays.release(self, self.values[value])
 
     def escaping(self, value: ir.Value | ArrayVal, moved: bool) -> ir.Value | ArrayVal:
         """What leaves a block: a moved buffer as it is, any other array as a fresh copy."""

@@ -17,6 +17,10 @@ The scheme (docs/ARRAYS.md section 4): *block-scoped ownership with moves*.
   a loop initial value still used afterwards) escapes as a fresh copy. So every value that
   crosses a block boundary is owned, C-contiguous, and freed exactly once; a loop that creates
   arrays in each iteration frees them in that iteration, so its memory stays bounded.
+- A *maybe-view* (``arrays.is_maybe_view``: an unbroadcast that is its operand itself when
+  nothing was broadcast, else a fresh sum) keeps its operand alive as a view does, never
+  escapes by a move, and is freed where its root's last use is, unless its buffer is its
+  operand's (``Plan.maybe``: checked at run time).
 - After a ``push`` moved a buffer, the block may still read it (it is then borrowed from the
   tape, which keeps it until the matching ``pop`` hands it to the reverse sweep).
 - Faults: every buffer is also recorded in the call's heap (``codegen.arrays``), which the
@@ -30,7 +34,7 @@ from dataclasses import dataclass, field
 
 from sxad.ir import Block, Op, Prim, Value, is_array
 
-from .arrays import is_view
+from .arrays import is_maybe_view, is_view
 from .fusion import Groups
 from .regions import free_values
 
@@ -43,6 +47,8 @@ class Plan:
     frees: dict[int, list[Value]] = field(default_factory=dict)  # free after op i
     moves: set[tuple[int, int]] = field(default_factory=set)     # (op, arg position) moved
     moved_yields: set[int] = field(default_factory=set)          # yield positions moved
+    # after op i: (maybe-view, its operand): free the first unless it is the second's buffer
+    maybe: dict[int, list[tuple[Value, Value]]] = field(default_factory=dict)
 
 
 def uses_at(op: Op) -> list[Value]:
@@ -69,7 +75,10 @@ def plan(block: Block, owned_params: tuple[Value, ...] = (),
     owned: dict[Value, int] = {p: -1 for p in owned_params if is_array(p.type)}
     root: dict[Value, Value] = {}
     index = {op: i for i, op in enumerate(block.ops)}
+    producer = {r: op for op in block.ops for r in op.results}
     fused = groups.root_of if groups is not None else {}
+    roots = groups.members if groups is not None else {}
+    maybe: dict[Value, Value] = {}
 
     def root_of(v: Value) -> Value:
         while v in root:
@@ -81,8 +90,10 @@ def plan(block: Block, owned_params: tuple[Value, ...] = (),
         for r in op.results:
             if not is_array(r.type):
                 continue
-            if is_view(op):
+            if is_view(op) or (is_maybe_view(op) and op not in roots):
                 root[r] = op.args[0]
+                if not is_view(op):
+                    maybe[r] = op.args[0]
             else:
                 owned[r] = i
     last: dict[Value, int] = {}
@@ -115,6 +126,10 @@ def plan(block: Block, owned_params: tuple[Value, ...] = (),
     for v, defined_at in owned.items():
         if v not in moved:
             result.frees.setdefault(last.get(v, defined_at), []).append(v)
+    for v, source in maybe.items():
+        at = last.get(root_of(v), index[producer[v]])
+        if at <= end:   # past the end: read by a deferred op, freed with the call's heap
+            result.maybe.setdefault(at, []).append((v, source))
     return result
 
 

@@ -118,3 +118,92 @@ def test_control_flow_moves_and_copies_arrays():
     rng = np.random.default_rng(11)
     for steps in (0, 1, 4):
         check_native(func, [rng.normal(size=3), rng.normal(size=(3, 3)), steps], kernel)
+
+
+def test_unbroadcast_is_its_operand_when_nothing_was_broadcast():
+    """``unbroadcast(ct, like)`` of arrays of one rank, shapes equal at run time (what no pass
+    proves for a bias's layer, ``z = x @ W.T + b``): the result is ``ct`` itself, no copy
+    (``arrays.is_maybe_view``); with a length-1 axis, a fresh sum. Either way it outlives
+    ``ct``'s other uses, is returned (copied), pushed on the tape and popped, yielded from an
+    ``if``, taken from a parameter or from a fresh array, and is freed once or not at all."""
+    from ir_builders import branch, loop
+    from sxad.ir import ArrayType, Func, I64, Prim, Value
+    from sxad.prims import Emitter
+    m2 = ArrayType(F64, 2)
+    ct, like, n = Value(m2, "ct"), Value(m2, "like"), Value(I64, "n")
+    b = Emitter([ct, like, n])
+    of_param = b.unbroadcast(ct, like)                 # ct borrowed
+    fresh = b.exp(ct)
+    of_fresh = b.unbroadcast(fresh, like)              # ct owned, its last use here
+    late = b.mul(of_fresh, b.const(2.0))
+
+    def body(e, i, acc):
+        u = e.unbroadcast(e.add(ct, e.cast(i, F64)), like)
+        e.op(Prim.PUSH, [u], [], attrs=[("slot", 0)])
+        return [e.add(acc, e.reduce_sum(u))]
+    (total,) = loop(b, b.const(0), n, b.const(1), [b.const(0.0)], body)
+
+    def back(e, i, acc):
+        u = e.op(Prim.POP, [], [m2], attrs=[("slot", 0)])[0]
+        return [e.add(acc, e.reduce_sum(e.mul(u, u)))]
+    (popped,) = loop(b, b.const(0), n, b.const(1), [b.const(0.0)], back, reverse=True)
+    (picked,) = branch(b, b.gt(n, b.const(1)), lambda e: [e.unbroadcast(e.neg(ct), like)],
+                       lambda e: [like], [m2])
+    func = Func("maybe_view", b.finish([of_param, late, total, popped, picked]),
+                ("ct", "like", "n"), True)
+    kernel = codegen.compile_native(func)
+    rng = np.random.default_rng(12)
+    cases = [(rng.normal(size=(5, 4)), rng.normal(size=(5, 4))),     # a view
+             (rng.normal(size=(5, 4)), rng.normal(size=(1, 4))),     # summed over rows
+             (rng.normal(size=(5, 4)), rng.normal(size=(5, 1)))]     # summed along rows
+    for c, l in cases:
+        for steps in (0, 1, 3):
+            check_native(func, [c, l, steps], kernel)
+
+
+
+UNBROADCAST_PROBE = """
+import numpy as np
+import codegen
+from sxad.ir import F64, ArrayType, Func, Value
+from sxad.prims import Emitter
+
+def kilobytes(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+
+def peak_growth(run):
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")                          # the peak (VmHWM) := the current size
+    before = kilobytes("VmRSS:")
+    run()
+    return (kilobytes("VmHWM:") - before) // 1024    # MB
+
+m2 = ArrayType(F64, 2)
+ct, like = Value(m2, "ct"), Value(m2, "like")
+b = Emitter([ct, like])
+func = Func("sum_of_unbroadcast", b.finish([b.reduce_sum(b.unbroadcast(ct, like))]),
+            ("ct", "like"), False)
+kernel = codegen.compile_native(func)
+big = np.ones((4096, 4096))
+kernel(big[:4, :4], big[:4, :4])
+print(peak_growth(lambda: kernel(big, big)), peak_growth(lambda: big * 2.0))
+"""
+
+
+def test_unbroadcast_of_equal_shapes_makes_no_copy():
+    """Measured by the process's peak memory during the call (Linux's VmHWM, reset before, in
+    a process of its own with glibc's default malloc: large blocks mapped afresh): summing
+    ``unbroadcast(ct, like)`` of a 128 MB ``ct`` of ``like``'s shape adds nothing, where a
+    copy (numpy's ``ct * 2``, the control) adds its 128 MB."""
+    import os
+    import subprocess
+    import sys
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("needs Linux's /proc/self/clear_refs")
+    done = subprocess.run([sys.executable, "-c", UNBROADCAST_PROBE], capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, SXAD_MALLOPT="0"))
+    assert done.returncode == 0, done.stderr
+    view, copy = map(int, done.stdout.split())
+    assert view < 16 and copy > 100, (view, copy)
