@@ -13,7 +13,8 @@ PyTorch / JAX (``jax.jit`` with donated buffers) when installed. The "sgemm boun
 step's matrix-product FLOPs at the machine's measured sgemm rate (the faster of numpy's
 OpenBLAS and sxad's own kernel on 1024² products, both on every core), the floor a
 matmul-bound step cannot beat. Also: the first call's compile
-time, cold and from the on-disk cache, each in a fresh process.
+time, cold and from the on-disk cache, each in a fresh process (Python's bytecode of sxad
+written beforehand, as an installed package has it).
 
 Every row is measured in a fresh process of its own (``--row``): a framework's threads keep
 spinning for a while after its work (OpenBLAS's, PyTorch's OpenMP team, XLA's pool) and, on a
@@ -260,7 +261,17 @@ COMPILE_SCRIPT = textwrap.dedent("""
 
 
 def compile_times() -> list[tuple[str, str, str]]:
+    """Each in a fresh process, with Python's bytecode of sxad, codegen and the example
+    written first, as an installed package has it (an editable install under
+    PYTHONDONTWRITEBYTECODE, as on our CI machines, recompiles ~25 stale modules from source
+    in every process: ~80 ms more)."""
+    import compileall
     examples = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples")
+    import codegen
+    import sxad
+    for package in (sxad, codegen):
+        compileall.compile_dir(os.path.dirname(package.__file__), quiet=1)
+    compileall.compile_dir(examples, quiet=1, maxlevels=0)
     scripts = [COMPILE_SCRIPT.format(examples=examples, preload=preload)
                for preload in ("", "", "import codegen  # LLVM and the native backend loaded")]
     with tempfile.TemporaryDirectory() as cache:
