@@ -252,9 +252,9 @@ def _set_index_vjp(b, yb, xs, ys, attrs):
 
 # --------------------------------------------------------------------------- shapes
 
-def _dims_check(name: str, dims: Sequence[Type]) -> int:
-    if not 1 <= len(dims) <= MAX_RANK or any(t != I64 for t in dims):
-        raise RuleError(f"{name} needs 1 to {MAX_RANK} i64 dims, got "
+def _dims_check(name: str, dims: Sequence[Type], least: int = 1) -> int:
+    if not least <= len(dims) <= MAX_RANK or any(t != I64 for t in dims):
+        raise RuleError(f"{name} needs {least} to {MAX_RANK} i64 dims, got "
                         f"{', '.join(map(str, dims)) or 'none'}")
     return len(dims)
 
@@ -334,7 +334,7 @@ def _squeeze_vjp(b, yb, xs, ys, attrs):
 def _full_type(ts: Sequence[Type]) -> Type:
     if is_array(ts[0]):
         raise RuleError(f"full needs a scalar value, got {ts[0]}")
-    return ArrayType(ts[0], _dims_check("full", ts[1:]))
+    return ArrayType(ts[0], _dims_check("full", ts[1:], least=0))   # 0: a 0-d array
 
 
 def _np_full(value: Any, *dims: Any) -> Any:

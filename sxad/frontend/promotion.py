@@ -135,11 +135,13 @@ class Typing(ABC):
 
     def numpy_scalar(self, result: Any, *operands: Any, always: bool = True,
                      since: int | None = None) -> Any:
-        """Mark a scalar ``result`` as a numpy scalar: ``always``, or if an operand is one;
-        with ``since``, only if an op appended since then made it (``np.sum(s)`` of a number
-        gives ``s`` itself, which stays what it was)."""
+        """Mark a scalar ``result`` as a numpy scalar: ``always``, or if an operand is one or
+        an array (``w @ w`` of two vectors is an ``np.float64``, which stays float64 against
+        an ``np.float32``); with ``since``, only if an op appended since then made it
+        (``np.sum(s)`` of a number gives ``s`` itself, which stays what it was)."""
         if isinstance(result, Value) and not is_array(result.type) and (
-                always or any(v in self.shared.strong for v in operands)):
+                always or any(v in self.shared.strong or
+                              (isinstance(v, Value) and is_array(v.type)) for v in operands)):
             if since is None or any(result in op.results for op in self.b.ops[since:]):
                 self.shared.strong.add(result)
         return result

@@ -361,3 +361,67 @@ def test_an_axis_of_a_scalar_is_an_error(fn) -> None:
 
 def test_numpy_accepts_axis_0_of_a_scalar_sum() -> None:
     same(sum_axis_of_scalar, np.arange(3.0))
+
+
+# --------------------------------------------------------------------------- found this session
+
+def vector_product_minus_float32(x, w):
+    a = w @ w.T
+    a = a - np.prod(x)
+    return float(np.sum(a))
+
+
+def test_a_product_of_vectors_is_a_numpy_scalar() -> None:
+    """``w @ w`` of float64 vectors is an ``np.float64``: against an ``np.float32`` it stays
+    float64 (sxad took it for a Python float and computed in float32)."""
+    x, w = np.array([[1.5, 0.0]], np.float32), np.array([1.83300359, 0.42893065])
+    assert sxad.jit(vector_product_minus_float32)(x, w) == vector_product_minus_float32(x, w)
+
+
+def local_updated_by_a_wider_array(x, y):
+    a = np.max(x, axis=0, keepdims=True)
+    a -= y
+    return np.sum(a)
+
+
+def local_updated_by_a_narrower_array(x, y):
+    a = x * 2.0
+    a -= y
+    a *= 0.5
+    return np.sum(a)
+
+
+def test_an_in_place_update_does_not_broadcast_its_array() -> None:
+    """numpy refuses ``a -= b`` where ``b`` would broadcast ``a`` (a ValueError); sxad
+    computed the broadcast result."""
+    x, y = np.ones((3, 2)), np.ones((3, 2))
+    with pytest.raises(ValueError, match="non-broadcastable output"):
+        local_updated_by_a_wider_array(x, y)
+    with pytest.raises(ValueError, match=r"cannot broadcast an array of shape \(3,2\) to shape "
+                                         r"\(1,2\)"):
+        sxad.jit(local_updated_by_a_wider_array)(x, y)
+    same(local_updated_by_a_wider_array, x, np.ones((1, 2)))
+    same(local_updated_by_a_narrower_array, x, np.arange(2.0).reshape(1, 2))
+
+
+def tanh_of_a_0d_array_in_a_loop(x, y, i):
+    a = x * 1.0
+    for k in range(min(abs(i), 3)):
+        a = a * 0.5 + np.tanh(y)
+    return np.sum(a * x)
+
+
+def test_the_gradient_through_a_0d_array_in_a_loop() -> None:
+    """The reverse sweep rebuilt a 0-d array's shape with ``full`` of no dims, which ``full``
+    refused (an unclear RuleError): a 0-d ``full`` is a 0-d array."""
+    x, y = np.array([[2.4066992], [1.626842]], np.float32), np.array(-2)
+    reverse = sxad.grad(tanh_of_a_0d_array_in_a_loop)(x, y, -2)
+    forward = sxad.grad(tanh_of_a_0d_array_in_a_loop, mode="forward")(x, y, -2)
+    np.testing.assert_allclose(reverse, forward, rtol=1e-6)
+    step = 1e-3
+    moved = x.astype(np.float64).copy()
+    moved[0, 0] += step
+    plus = tanh_of_a_0d_array_in_a_loop(moved, y, -2)
+    moved[0, 0] -= 2 * step
+    minus = tanh_of_a_0d_array_in_a_loop(moved, y, -2)
+    np.testing.assert_allclose(reverse[0, 0], (plus - minus) / (2 * step), rtol=1e-4)
