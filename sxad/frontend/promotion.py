@@ -212,10 +212,11 @@ class Typing(ABC):
             raise self.error(node, f"operator `{OPERATOR_TEXT.get(type(op), '?')}` "
                                    f"is not supported" + (" (only on bools)" if type(op) in _BITS
                                                           else ""))
-        if prim in _BOOL_ARRAY and self.promoted((left, right)) is BOOL and \
-                (is_array(left.type) or is_array(right.type)):
+        numpy = any(is_array(v.type) or v in self.shared.strong for v in (left, right))
+        if prim in _BOOL_ARRAY and self.promoted((left, right)) is BOOL and numpy:
+            # numpy's bools, arrays or scalars (``x[i]`` of a bool array); Python's are ints
             if _BOOL_ARRAY[prim] is None:   # numpy: no `-` on bools (Python's gives ints)
-                raise self.error(node, "numpy cannot subtract boolean arrays (use `^` or "
+                raise self.error(node, "numpy cannot subtract booleans (use `^` or "
                                        "`np.logical_xor`, or `.astype(int)` first)")
             return self.b.emit(_BOOL_ARRAY[prim], left, right)  # numpy: `+` is or, `*` and
         left, right = self.numeric(left, right)

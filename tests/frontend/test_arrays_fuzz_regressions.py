@@ -425,3 +425,24 @@ def test_the_gradient_through_a_0d_array_in_a_loop() -> None:
     moved[0, 0] -= 2 * step
     minus = tanh_of_a_0d_array_in_a_loop(moved, y, -2)
     np.testing.assert_allclose(reverse[0, 0], (plus - minus) / (2 * step), rtol=1e-4)
+
+
+def subtracts_bool_elements(y, i, j):
+    a = y.copy()
+    a[j] -= a[i]
+    return np.sum(a)
+
+
+def adds_bool_elements(y, i, j):
+    return y[i] + y[j], True + False
+
+
+def test_numpy_bools_are_not_subtracted_even_as_scalars() -> None:
+    """An element of a bool array is an ``np.bool_``: numpy refuses ``-`` on it (TypeError)
+    and ``+`` is a logical or, while Python's bools are ints (sxad subtracted the elements)."""
+    y = np.array([False, False, True, True])
+    with pytest.raises(TypeError, match="boolean subtract"):
+        subtracts_bool_elements(y, -1, 1)
+    refuses(subtracts_bool_elements, (y, -1, 1), "cannot subtract booleans",
+            line_of(subtracts_bool_elements, "a[j] -= a[i]"))
+    same(adds_bool_elements, y, 2, 3)
