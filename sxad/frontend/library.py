@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from ..ir import F32, F64, I64, Prim, Value, dtype_of
+from ..ir import BOOL, F32, F64, I64, Prim, Value, dtype_of, is_array
 
 if TYPE_CHECKING:
     from .expressions import Expressions
@@ -65,8 +65,19 @@ def _log_base(base: float) -> Lower:
 
 
 def _abs(lw: "Expressions", xs: Sequence[Value]) -> Value:
+    """``abs``: of a numpy bool (an array, or an element of one) that bool, as numpy's
+    ``__abs__`` gives; of a Python bool an int."""
+    if dtype_of(xs[0].type) is BOOL and (is_array(xs[0].type) or xs[0] in lw.shared.strong):
+        return xs[0]
     (x,) = lw.numeric(xs[0])
     return lw.b.abs(x)
+
+
+def _np_abs(lw: "Expressions", xs: Sequence[Value]) -> Value:
+    """``np.abs``: of any bool (a Python one too) that bool."""
+    if dtype_of(xs[0].type) is BOOL:
+        return xs[0]
+    return _abs(lw, xs)
 
 
 def _sign(lw: "Expressions", xs: Sequence[Value]) -> Value:
@@ -169,7 +180,7 @@ def _entries() -> list[tuple[Any, Builtin]]:
     add(np.hypot, "np.hypot", _chain(Prim.HYPOT), 2)
     add(math.fabs, "math.fabs", _real(Prim.ABS))
     add(np.fabs, "np.fabs", _real(Prim.ABS))
-    add(np.abs, "np.abs", _abs)  # np.absolute is the same object
+    add(np.abs, "np.abs", _np_abs)  # np.absolute is the same object
     add(builtins.abs, "abs", _abs)
     add(np.sign, "np.sign", _sign)
     add(np.square, "np.square", _square)

@@ -446,3 +446,13 @@ def test_numpy_bools_are_not_subtracted_even_as_scalars() -> None:
     refuses(subtracts_bool_elements, (y, -1, 1), "cannot subtract booleans",
             line_of(subtracts_bool_elements, "a[j] -= a[i]"))
     same(adds_bool_elements, y, 2, 3)
+
+
+def abs_of_a_comparison(x):
+    return np.abs(1 > x), abs(x > 0.5), abs(True), np.abs(True)
+
+
+def test_the_absolute_value_of_numpy_bools_is_bool() -> None:
+    """``np.abs`` of bools, and ``abs`` of a bool array, are bools (sxad made them int64); the
+    builtin ``abs`` of a Python bool is an int."""
+    same(abs_of_a_comparison, np.array([0.3, 0.7, 1.5]))
