@@ -255,7 +255,8 @@ class Expressions(Typing):
         for op, a, c in zip(node.ops, operands, operands[1:]):
             test = self.b.emit(_COMPARE[type(op)], *self.same_type(a, c))
             result = test if result is None else self.b.and_(result, test)
-        return result
+        # a comparison with a numpy scalar is an np.bool_ (numpy's bool arithmetic then)
+        return self.numpy_scalar(result, *operands, always=False)
 
     def expr_BoolOp(self, node: ast.BoolOp) -> Value:
         result = self.value(node.values[0])

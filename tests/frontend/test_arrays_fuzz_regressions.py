@@ -449,10 +449,17 @@ def test_numpy_bools_are_not_subtracted_even_as_scalars() -> None:
 
 
 def abs_of_a_comparison(x):
-    return np.abs(1 > x), abs(x > 0.5), abs(True), np.abs(True)
+    return np.abs(1 > x), abs(x > 0.5), abs(True), np.abs(True), abs(x[0] > 0.5)
+
+
+def arithmetic_of_an_element_comparison(x):
+    c = x[0] > 0.5
+    return c + 1, c * 2.5, c - 1, c + c, c * c, c + True, int(c), c and True, not c
 
 
 def test_the_absolute_value_of_numpy_bools_is_bool() -> None:
-    """``np.abs`` of bools, and ``abs`` of a bool array, are bools (sxad made them int64); the
-    builtin ``abs`` of a Python bool is an int."""
+    """``np.abs`` of bools, and ``abs`` of a bool array or of a comparison with an element (an
+    ``np.bool_``), are bools (sxad made them int64); the builtin ``abs`` of a Python bool is
+    an int. Arithmetic on such a comparison is numpy's bool arithmetic."""
     same(abs_of_a_comparison, np.array([0.3, 0.7, 1.5]))
+    same(arithmetic_of_an_element_comparison, np.array([0.7, 0.3]))
