@@ -5,32 +5,34 @@ interface with 64-bit integers (``scipy_cblas_dgemm64_``…). ``register()`` fin
 ctypes and gives its functions stable names (``sxad.blas.dgemm``…) with ``llvm.add_symbol``,
 so the IR, and the object code cached on disk, never holds an address.
 
-``emit_gemm``/``emit_gemv`` emit a row-major call at the builder's position. gemm: products of
-at least ``OWN_WORK`` multiply-adds (m·n·k ≥ 2¹⁹) call the runtime library's packed,
-register-blocked kernel ``sxad.rt.gemm.<t>`` (Goto/BLIS style: an MR×NR tile of C held in
-vector registers, A and B packed into zero-padded panels with vector loads and in-register
-transposes; a C narrow enough is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ, which pads fewer columns into
-tiles), which runs on the thread pool (``codegen.threads``) from ``PARALLEL_WORK`` (2²⁰) on:
-one part per thread, along C's columns or its rows (whichever leaves the busiest thread
-less work, packing included), the operand all parts need whole packed once by all threads.
-Smaller products call OpenBLAS, whose small-matrix path costs ~0.05 µs at 4×4×4 and which
-runs them on one thread (OpenBLAS splits a product between its threads only from m·n·k ≥
-2¹⁹ on). That bound matters: OpenBLAS's threads spin for a while after a product, on the
-core the pool's worker needs; a kernel calling both made the MNIST step bimodal (2.5 ms or
-5 ms, median 4.2). Without OpenBLAS (another numpy build) or with ``SXAD_BLAS=0`` every
-product goes to the kernel. gemv: OpenBLAS, else a vectorizable loop emitted into the module
-(once per dtype).
+``emit_gemm``/``emit_gemv`` emit a row-major call at the builder's position. gemm: every
+product calls the runtime library's dispatcher ``sxad.rt.gemm.<t>``, which runs the packed,
+register-blocked kernel ``sxad.rt.gemmk.<t>`` (``codegen.gemm``: Goto/BLIS style, an MR×NR
+tile of C held in vector registers, A and B packed into zero-padded panels with vector loads
+and in-register transposes; a C narrow enough computed as Cᵀ = op(B)ᵀ·op(A)ᵀ; a C one vector
+wide by the skinny kernel, which packs only op(B)), on the thread pool (``codegen.threads``)
+from ``PARALLEL_WORK`` (2²⁰) on: one part per thread, along C's columns or its rows
+(whichever leaves the busiest thread less work, packing included), the operand all parts need
+whole packed once by all threads. OpenBLAS runs a product only while the kernel is being built
+(on a cold machine) and then from 2¹⁹ multiply-adds on it splits it between its threads, which
+spin on the core the pool's worker needs (a kernel calling both made the MNIST step bimodal,
+2.5 ms or 5 ms). Products below 2¹⁹ went to OpenBLAS until the kernel beat it there too (the
+table: 1.2–2× at 16³–128×64×128, both dtypes; the digits step 0.038 → 0.032 ms). Without
+OpenBLAS (another numpy build) or with ``SXAD_BLAS=0`` kernels call ``sxad.rt.gemmk.<t>``
+directly. gemv: OpenBLAS, else a vectorizable loop emitted into the module (once per dtype).
 
-Why the rule (f32 GFLOP/s, this 2-core AVX-512 EPYC (Zen 5, ~265 GFLOP/s a core), best of
-9; numpy's OpenBLAS 0.3.31 runs its Haswell kernels here):
+Why (f32 GFLOP/s, or µs of the product less the ~1.2 µs of a ctypes call; this 2-core AVX-512
+EPYC (Zen 5, ~265 GFLOP/s a core); numpy's OpenBLAS 0.3.31 runs its Haswell kernels here):
 
     shape m×n×k           OpenBLAS 1t  OpenBLAS 2t  kernel 1t  kernel 2t
     256×512×784 NT            125          244         233        411–453
     512×512×256 TN            126          237         229        386–439
-    256×10×512 NT (skinny)     73          128          62–73    (serial)
-    10×512×256 TN (skinny)     54           81          76       (serial)
+    256×10×512 NT (skinny)     73          128         113        202
+    10×512×256 TN (skinny)     54           81         121        220
     128×128×64 NT (digits)    112          190         155       (serial)
-    128×10×128 NT (digits)     62           61          43       (OpenBLAS)
+    128×10×128 NT (digits)    4.5 µs       —          3.0 µs    (serial)
+    128×128×10 NN (digits)    2.9 µs       —          2.0 µs    (serial)
+    64³ / 16³                 4.9 / 0.7 µs  —          2.7 / 0.1 µs
     1024×1024×1024            125          245         234        444–458
 
 OpenBLAS threads: numpy's OpenBLAS starts one thread per core, and with 2 threads its gemm
@@ -170,14 +172,7 @@ def emit_gemm(cx, dtype: Type, trans_a: bool | ir.Value, trans_b: bool | ir.Valu
     if not _use_blas(blas):
         cx.b.call(_declare(cx.module, kernel_symbol(dtype), ir.VoidType(), types), own)
         return
-    kernel = _declare(cx.module, gemm_symbol(dtype), ir.VoidType(), types)
-    bd = cx.b
-    large = bd.icmp_signed(">=", bd.mul(bd.mul(m, n), k), _i(OWN_WORK))
-    with bd.if_else(large) as (ours, theirs):
-        with ours:
-            bd.call(kernel, own)
-        with theirs:
-            _call_openblas(cx, dtype, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    cx.b.call(_declare(cx.module, gemm_symbol(dtype), ir.VoidType(), types), own)
 
 
 def _call_openblas(cx, dtype: Type, ta: ir.Value, tb: ir.Value, m: ir.Value, n: ir.Value,
@@ -220,10 +215,8 @@ def _trans_enum(b: ir.IRBuilder, flag: ir.Value) -> ir.Value:
     return b.select(flag, ir.Constant(INT32, TRANS), ir.Constant(INT32, NO_TRANS))
 
 
-#: Products of at least this many multiply-adds (m·n·k) go to the LLVM kernel rather than
-#: to OpenBLAS, which runs smaller ones on one thread (see the module docstring).
-OWN_WORK = 1 << 19
-#: ... and are split between threads from this many on (smaller ones run on the caller). 2²⁰
+#: Products of at least this many multiply-adds (m·n·k) are split between threads (smaller ones
+#: run on the caller). 2²⁰
 #: rather than 2²¹: the MNIST step's 10-class products (1.3·10⁶) 35 → 20 µs each, the step
 #: 1.97 → 1.92 ms; the digits step's 128×128×64 ones too (0.056 → 0.051 ms).
 PARALLEL_WORK = 1 << 20

@@ -78,7 +78,8 @@ def test_an_update_is_folded_into_its_product(fn, dtype):
 
 
 def test_large_products_fold_on_the_kernel():
-    """Past ``blas.OWN_WORK`` the product runs on sxad's kernel (two threads), W as its C."""
+    """Past ``blas.PARALLEL_WORK`` the product runs on sxad's kernel on two threads, W as its
+    C."""
     rng = np.random.default_rng(1)
     W, A, B = _matrices(rng, np.float32, (256, 512), (256, 300), (300, 512))
     want = W - np.float32(0.01) * (A @ B)
