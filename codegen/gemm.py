@@ -138,6 +138,19 @@ def _phi(b: ir.IRBuilder, *incoming: tuple[ir.Value, ir.Block]) -> ir.Value:
     return phi
 
 
+def _store_block(b: ir.IRBuilder, fty: ir.Type, block: ir.Value, width: int, c: ir.Value,
+                 rs: ir.Value, cs: ir.Value, rows: ir.Value, cols: ir.Value,
+                 beta: ir.Value) -> None:
+    """C[i, j] = block[i·width + j] + beta·C[i, j] for i < rows, j < cols, element by element
+    (C at c + i·rs + j·cs)."""
+    beta_zero = b.fcmp_ordered("==", beta, ir.Constant(fty, 0.0))
+    with _loop(b, _i(0), rows, name="i") as i:
+        with _loop(b, _i(0), cols, name="j") as j:
+            value = b.load(_element(b, fty, block, b.add(b.mul(i, _i(width)), j)), typ=fty)
+            pointer = _element(b, fty, c, b.add(b.mul(i, rs), b.mul(j, cs)))
+            _scaled_store(b, fty, pointer, value, beta, beta_zero)
+
+
 def _sum_loop(b: ir.IRBuilder, fty: ir.Type, count: ir.Value,
               term: Callable[[ir.Value, ir.Value], ir.Value]) -> ir.Value:
     """Σ over p < ``count`` as one loop carrying the sum in a register: ``term(p, total)``
@@ -317,12 +330,7 @@ class GemmEmitter:
                     for v in range(len(acc[i])):
                         pointer = _element(b, fty, buffer, _i(i * nr + v * w))
                         b.store(b.fmul(alpha_v, acc[i][v]), pointer, align=self.size)
-                with _loop(b, _i(0), rows, name="i") as i:
-                    with _loop(b, _i(0), cols, name="j") as j:
-                        value = b.load(_element(b, fty, buffer, b.add(b.mul(i, _i(nr)), j)),
-                                       typ=fty)
-                        pointer = _element(b, fty, c, b.add(b.mul(i, rs), b.mul(j, cs)))
-                        _scaled_store(b, fty, pointer, value, beta, beta_zero)
+                _store_block(b, fty, buffer, nr, c, rs, cs, rows, cols, beta)
         b.ret_void()
 
     def store_whole(self, b: ir.IRBuilder, acc: list[list[ir.Value]], c: ir.Value,
@@ -529,11 +537,15 @@ class GemmEmitter:
             merged = [_phi(b, (value, inside_end), (other, short_end))
                       for value, other in zip(acc, short_acc)]
             origin = _phi(b, (start, inside_end), (first, short_end))
+            c, rs, cs, n, alpha, beta = out
+            alpha_v = self.splat(b, alpha)
             for r, vector in enumerate(merged):
-                b.store(vector, _element(b, fty, tile, _i(r * w)), align=self.size)
+                b.store(b.fmul(alpha_v, vector), _element(b, fty, tile, _i(r * w)),
+                        align=self.size)
             skip = b.sub(first, origin)          # rows the block before stored already
             rows = _min(b, b.sub(m, first), _i(rows_per))
-            self.store_rows(b, _element(b, fty, tile, b.mul(skip, _i(w))), first, rows, *out)
+            _store_block(b, fty, _element(b, fty, tile, b.mul(skip, _i(w))), w,
+                         _element(b, fty, c, b.mul(first, rs)), rs, cs, rows, n, beta)
 
     def pack_narrow(self, b: ir.IRBuilder, packed: ir.Value, bm: ir.Value, ldb: ir.Value,
                     tb: ir.Value, n: ir.Value, k: ir.Value) -> None:
@@ -617,19 +629,6 @@ class GemmEmitter:
             step_into(p, totals[:rows_per]) + step_into(b.add(p, _i(1)), totals[rows_per:])))
         even = _carry_loop(b, pairs, k, 1, both[:rows_per], step_into)
         return [b.fadd(x, y) for x, y in zip(even, both[rows_per:])]
-
-    def store_rows(self, b: ir.IRBuilder, tile: ir.Value, first: ir.Value, rows: ir.Value,
-                   c: ir.Value, rs: ir.Value, cs: ir.Value, n: ir.Value, alpha: ir.Value,
-                   beta: ir.Value) -> None:
-        """C[first + i, j] = alpha·tile[i·W + j] + beta·C[first + i, j], i < rows, j < n."""
-        fty, w = self.fty, self.w
-        beta_zero = b.fcmp_ordered("==", beta, ir.Constant(fty, 0.0))
-        with _loop(b, _i(0), rows, name="i") as i:
-            row = _element(b, fty, c, b.mul(b.add(first, i), rs))
-            with _loop(b, _i(0), n, name="j") as j:
-                value = b.load(_element(b, fty, tile, b.add(b.mul(i, _i(w)), j)), typ=fty)
-                _scaled_store(b, fty, _element(b, fty, row, b.mul(j, cs)), b.fmul(alpha, value),
-                              beta, beta_zero)
 
     # -- without memory for the panels: the plain triple loop
 

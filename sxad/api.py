@@ -765,18 +765,20 @@ class _Transformed:
             self.installed[key] = native
         type(self).__call__ = staticmethod(native)
 
-    def _install_updating(self, key: _Key, version: _Version, program: Func,
-                          compiled: _Compiled) -> None:
-        """For a native program updating arguments in place (a training step), whose
-        arguments are each a scalar, an array or a tuple of them: make ``__call__`` a
-        function that passes the tuples' items to the native kernel itself
+    def _install_flattening(self, key: _Key, version: _Version, program: Func,
+                            compiled: _Compiled) -> None:
+        """For a native program taking tuples or updating arguments in place (a training
+        step), whose arguments are each a scalar, an array or a tuple of them: make
+        ``__call__`` a function that passes the tuples' items to the native kernel itself
         (its guards and argument checks native) and returns what the source returns; any
         call it cannot take goes to ``_dispatch`` (which also names the errors). ~1 µs of
-        Python where ``_dispatch`` takes ~8."""
+        Python where ``_dispatch`` takes ~8 (``_install`` serves the other programs with no
+        Python at all)."""
         nested = any(isinstance(t, tuple) and any(isinstance(u, tuple) for u in t)
                      for t in key.types)
-        if BACKEND != "native" or compiled.backend != "native" or not compiled.writes_in_place \
-                or nested or len(key.types) != len(self.names):
+        if BACKEND != "native" or compiled.backend != "native" or nested or \
+                (program.mutated and not compiled.writes_in_place) or \
+                len(key.types) != len(self.names):
             return
         call = self.installed.get(key)
         if call is None:
@@ -1031,8 +1033,9 @@ class Jit(_Transformed):
         key = self._key(types, "primal", version)
         compiled, program = _compiled(key), _program(key)
         execute = self._runner(key)
-        if compiled.backend != "native" or program.mutated:
-            self._install_updating(key, version, program, compiled)
+        if compiled.backend != "native" or program.mutated or \
+                any(isinstance(t, tuple) for t in types):
+            self._install_flattening(key, version, program, compiled)
             return lambda args: _shape_out(program, [_user(v) for v in execute(args)])
         self._install(key, version)
 
@@ -1055,7 +1058,7 @@ class Jit(_Transformed):
 
 def _updating_caller(types: tuple[Any, ...], program: Func, entry: Callable,
                      slow: Callable) -> Callable:
-    """``Jit._install_updating``'s function: checks each tuple argument's type and length,
+    """``Jit._install_flattening``'s function: checks each tuple argument's type and length,
     calls ``entry`` with the flattened arguments, keeps the results the source returns; else
     (keywords, another count, a tuple of another length, an argument the entry declines, a
     ValueError to name) the call goes to ``slow``, which runs it again (a failed kernel

@@ -81,6 +81,8 @@ def _np_abs(lw: "Expressions", xs: Sequence[Value]) -> Value:
 
 
 def _sign(lw: "Expressions", xs: Sequence[Value]) -> Value:
+    if dtype_of(xs[0].type) is BOOL:   # numpy: no loop for bools (a UFuncTypeError)
+        raise lw.fail("numpy's sign is not defined on booleans (use `.astype(int)` first)")
     (x,) = lw.numeric(xs[0])
     return lw.b.sign(x)
 

@@ -23,14 +23,21 @@ from .state import Stale
 class Objects(Expressions):
     tracked: list[str]  # hidden names holding the current state of each argument array
 
-    def in_place(self, old: Value, new: Value, label: str) -> Value:
-        """``new`` as the value an in-place update of the array ``old`` leaves: numpy keeps the
-        array's dtype and shape (refusing to turn ints into floats, or to broadcast it)."""
+    def in_place(self, old: Value, new: Value, label: str, operand: Value) -> Value:
+        """``new`` (``old`` op ``operand``) as the value an in-place update of the array
+        ``old`` leaves: numpy keeps the array's dtype and shape (refusing to turn ints into
+        floats, or to broadcast it: to a higher rank, known now; along an axis of length 1,
+        checked at run time where ``operand`` is an array — ``broadcast_like``'s ValueError —
+        except for an argument, whose final shape is checked when it is written back)."""
         if rank_of(new.type) > rank_of(old.type):
             raise self.fail(f"this in-place update would broadcast `{label}` ({old.type}) to "
                             f"rank {rank_of(new.type)}; numpy cannot do that in place")
         self.check_cast(new, dtype_of(old.type), label)
-        return self.to_dtype(new, dtype_of(old.type))
+        new = self.to_dtype(new, dtype_of(old.type))
+        if is_array(operand.type) and rank_of(new.type) and \
+                self.shared.object_of(old) not in self.shared.inputs:
+            new = self.b.broadcast_like(new, old)
+        return new
 
     def check_cast(self, new: Value, dtype: ScalarType, label: str) -> None:
         """numpy's in-place operators cast their result only within its kind ("same_kind")."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 from typing import Callable, Sequence
 
-from ..ir import BOOL, Prim, Type, Value, is_array, rank_of
+from ..ir import BOOL, Prim, Type, Value, is_array
 from ..prims import Emitter
 from .expressions import Result
 from .objects import Objects
@@ -307,13 +307,7 @@ class Statements(Objects):
             self.assign(target, value, st, start, {})
             return st
         # `W -= g` on an array updates the object in place: every name bound to it sees it.
-        value = self.in_place(current, value, target.id)
-        if is_array(operand.type) and rank_of(value.type) and \
-                self.shared.object_of(current) not in self.shared.inputs:
-            # numpy refuses `a -= b` where b would broadcast a (ValueError); an argument's
-            # final shape is checked when it is written back
-            value = self.b.broadcast_like(value, current)
-        value = self.rename(value, target.id, start)
+        value = self.rename(self.in_place(current, value, target.id, operand), target.id, start)
         self.update_object(current, value)
         st.where[target.id] = self.src.loc(target)
         return st

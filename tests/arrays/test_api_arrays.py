@@ -421,7 +421,7 @@ def _adds_step(params, scale):
 
 def test_a_step_updating_a_tuple_in_place_is_called_natively(monkeypatch):
     """After the first call, a jit function that updates the arrays of a tuple argument in
-    place passes the tuple's items to its native kernel itself (``Jit._install_updating``):
+    place passes the tuple's items to its native kernel itself (``Jit._install_flattening``):
     no Python dispatch (here made to fail) on later calls. What it cannot take goes to the
     dispatch, which serves it: keywords, a tuple of another length, another dtype, a changed
     global; results are the same either way."""
@@ -448,6 +448,27 @@ def test_a_step_updating_a_tuple_in_place_is_called_natively(monkeypatch):
     assert type(total) is np.float32 and total == 2.0
     monkeypatch.setattr(sys.modules[__name__], "STEP_SIZE", 10.0)
     assert step(params, 1.0) == (57.0, 1.0)     # the guards saw the change: 9 + 10 each
+
+
+def _tuple_sum(pair, scale):
+    return np.sum(pair[0]) * scale + np.sum(pair[1])
+
+
+def test_a_function_of_a_tuple_is_called_natively(monkeypatch):
+    """A jit function taking a tuple (updating nothing) is served the same way: no Python
+    dispatch after its first call; results as the source gives them."""
+    step = sxad.jit(_tuple_sum)
+    pair = (np.ones(3), np.arange(4.0))
+    assert step(pair, 2.0) == 12.0
+
+    def no_dispatch(*args, **kwargs):
+        raise AssertionError("dispatched in Python")
+    with monkeypatch.context() as patch:
+        patch.setattr(api._Transformed, "_signature", no_dispatch)
+        assert step(pair, 3.0) == 15.0 and type(step(pair, 3.0)) is float
+        with pytest.raises(AssertionError, match="dispatched"):
+            step((np.ones(3),), 3.0)
+    assert step((np.ones(2), np.ones(1)), 1.0) == 3.0
 
 
 def _writes_out_of_range(x, i):

@@ -463,3 +463,16 @@ def test_the_absolute_value_of_numpy_bools_is_bool() -> None:
     an int. Arithmetic on such a comparison is numpy's bool arithmetic."""
     same(abs_of_a_comparison, np.array([0.3, 0.7, 1.5]))
     same(arithmetic_of_an_element_comparison, np.array([0.7, 0.3]))
+
+
+def sign_of_bools(x):
+    return np.sign(x > 0.5)
+
+
+def test_the_sign_of_bools_is_refused() -> None:
+    """numpy has no sign of booleans (a UFuncTypeError); sxad computed one."""
+    x = np.array([0.3, 0.7])
+    with pytest.raises(TypeError):
+        sign_of_bools(x)
+    refuses(sign_of_bools, (x,), "sign is not defined on booleans",
+            line_of(sign_of_bools, "np.sign(x > 0.5)"))
