@@ -164,8 +164,8 @@ def ms_and_sgemm(step, number: int) -> tuple[float, float]:
     prefetch.wait()
     steps, products = [], []
     for _ in range(REPEATS):
-        steps.append(min(timeit.repeat(step, number=number, repeat=1)))
-        products.append(min(timeit.repeat(lambda: square(a), number=5, repeat=1)))
+        steps.append(timeit.timeit(step, number=number))
+        products.append(timeit.timeit(lambda: square(a), number=5))
     return min(steps) / number * 1e3, 2 * 1024 ** 3 / (min(products) / 5) / 1e9
 
 

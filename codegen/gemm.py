@@ -522,6 +522,8 @@ class GemmEmitter:
         ``shape``: (rows a block, sets of accumulators: ``skinny_block``)."""
         fty, w = self.fty, self.w
         rows_per, sets = shape
+        c, rs, cs, n, alpha, beta = out
+        alpha_v = self.splat(b, alpha)
         whole = b.icmp_signed(">=", m, _i(rows_per))
         with _loop(b, _i(0), m, step=rows_per, name="block") as first:
             with b.if_else(whole) as (inside, short):
@@ -537,8 +539,6 @@ class GemmEmitter:
             merged = [_phi(b, (value, inside_end), (other, short_end))
                       for value, other in zip(acc, short_acc)]
             origin = _phi(b, (start, inside_end), (first, short_end))
-            c, rs, cs, n, alpha, beta = out
-            alpha_v = self.splat(b, alpha)
             for r, vector in enumerate(merged):
                 b.store(b.fmul(alpha_v, vector), _element(b, fty, tile, _i(r * w)),
                         align=self.size)

@@ -75,10 +75,9 @@ def plan(block: Block, owned_params: tuple[Value, ...] = (),
     owned: dict[Value, int] = {p: -1 for p in owned_params if is_array(p.type)}
     root: dict[Value, Value] = {}
     index = {op: i for i, op in enumerate(block.ops)}
-    producer = {r: op for op in block.ops for r in op.results}
     fused = groups.root_of if groups is not None else {}
     roots = groups.members if groups is not None else {}
-    maybe: dict[Value, Value] = {}
+    maybe: dict[Value, tuple[Value, int]] = {}   # maybe-view -> (its operand, its op)
 
     def root_of(v: Value) -> Value:
         while v in root:
@@ -93,7 +92,7 @@ def plan(block: Block, owned_params: tuple[Value, ...] = (),
             if is_view(op) or (is_maybe_view(op) and op not in roots):
                 root[r] = op.args[0]
                 if not is_view(op):
-                    maybe[r] = op.args[0]
+                    maybe[r] = (op.args[0], i)
             else:
                 owned[r] = i
     last: dict[Value, int] = {}
@@ -126,8 +125,8 @@ def plan(block: Block, owned_params: tuple[Value, ...] = (),
     for v, defined_at in owned.items():
         if v not in moved:
             result.frees.setdefault(last.get(v, defined_at), []).append(v)
-    for v, source in maybe.items():
-        at = last.get(root_of(v), index[producer[v]])
+    for v, (source, defined_at) in maybe.items():
+        at = last.get(root_of(v), defined_at)
         if at <= end:   # past the end: read by a deferred op, freed with the call's heap
             result.maybe.setdefault(at, []).append((v, source))
     return result

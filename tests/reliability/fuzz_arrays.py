@@ -559,7 +559,7 @@ class Case:
         if wrong:
             report.fail(source, args, f"jit: {wrong}", kind="an argument after the call")
             return False
-        report.count("array jit: same as numpy" + _float16(expected.value))
+        report.count("array jit: same as numpy" + _small_dtype(expected.value))
         return True
 
     def _no_error_kind(self, error: Exception, spec: ArgsSpec, got: Any) -> str:
@@ -684,7 +684,8 @@ def _strong_scalars(args: tuple, source: str) -> bool:
     return wide and bool(_SCALAR_FROM_ARRAY.search(source))
 
 
-def _float16(expected: Any) -> str:
+def _small_dtype(expected: Any) -> str:
+    """The documented difference a numpy float16 or int8 result (of bools) is, if any."""
     if any(dtype_of(leaf) == np.float16 for leaf in _leaves(expected)):
         return f" ({TOLERATED['float16']})"
     if any(dtype_of(leaf) == np.int8 for leaf in _leaves(expected)):
